@@ -1,0 +1,40 @@
+import Koa from 'koa';
+import Router from '@koa/router';
+import type { ApiDeps } from './deps.js';
+import { errorHandler } from './middleware/errors.js';
+import { requestContext } from './middleware/requestContext.js';
+import { jsonBody } from './middleware/jsonBody.js';
+import { merchantAuth } from './auth/merchantAuth.js';
+import { healthRoutes } from './routes/health.js';
+import { adminRoutes } from './routes/admin.js';
+import { authRoutes } from './routes/auth.js';
+import { chainRoutes } from './routes/chains.js';
+import { paymentRoutes } from './routes/payments.js';
+import { webhookEndpointRoutes } from './routes/webhookEndpoints.js';
+
+/** The Koa application. Pure wiring: routes and middleware, no listening, so tests can mount it as they like. */
+export function createApp(deps: ApiDeps): Koa {
+  const app = new Koa({ proxy: deps.config.trustProxy });
+  app.silent = true; // errors are logged by errorHandler, once, with the request id
+
+  app.use(requestContext(deps.log));
+  app.use(errorHandler());
+  app.use(jsonBody());
+
+  const health = healthRoutes();
+  app.use(health.routes());
+
+  const admin = adminRoutes(deps);
+  app.use(admin.routes()).use(admin.allowedMethods({ throw: false }));
+
+  // Token exchange is the one /api/v1 route that takes the API key in the body instead of the header.
+  const publicV1 = new Router({ prefix: '/api/v1' });
+  publicV1.use(authRoutes(deps).routes());
+  app.use(publicV1.routes());
+
+  const v1 = new Router({ prefix: '/api/v1' });
+  v1.use(merchantAuth(deps.db, deps.jwtKey));
+  for (const r of [chainRoutes(deps), paymentRoutes(deps), webhookEndpointRoutes(deps)]) v1.use(r.routes());
+  app.use(v1.routes());
+  return app;
+}

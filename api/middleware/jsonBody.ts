@@ -1,0 +1,28 @@
+import type Koa from 'koa';
+import { bodyParser } from '@koa/bodyparser';
+import { ApiError } from '../../shared/errors.js';
+
+export const BODY_LIMIT = '64kb';
+
+/**
+ * JSON bodies only: a request with a body must say `application/json` (415 otherwise), bodies over the limit
+ * answer 413, malformed JSON 400. Must be mounted after the error handler.
+ */
+export function jsonBody(): Koa.Middleware {
+  const parse = bodyParser({ enableTypes: ['json'], jsonLimit: BODY_LIMIT, encoding: 'utf-8' });
+  return async (ctx, next) => {
+    if (['POST', 'PUT', 'PATCH', 'DELETE'].includes(ctx.method) && ctx.request.length) {
+      if (!ctx.is('application/json')) {
+        throw new ApiError(415, 'invalid_request_error', 'unsupported_media_type', 'Request body must be application/json');
+      }
+    }
+    try {
+      await parse(ctx as never, async () => {});
+    } catch (err) {
+      const e = err as { status?: number; type?: string };
+      if (e.status === 413) throw new ApiError(413, 'invalid_request_error', 'body_too_large', `Request body exceeds ${BODY_LIMIT}`);
+      throw new ApiError(400, 'invalid_request_error', 'invalid_json', 'Request body is not valid JSON');
+    }
+    await next();
+  };
+}

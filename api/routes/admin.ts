@@ -1,0 +1,32 @@
+import Router from '@koa/router';
+import { isAddress, getAddress } from 'ethers';
+import { z } from 'zod';
+import { createMerchant } from '../../shared/merchants/createMerchant.js';
+import type { ApiDeps } from '../deps.js';
+import { adminAuth } from '../auth/adminAuth.js';
+import { validate } from '../validation.js';
+
+const address = z.string().refine((a) => isAddress(a), { message: 'must be a 0x address' });
+const createMerchantBody = z
+  .object({
+    name: z.string().min(1).max(200),
+    settlement_address: address.optional(),
+    mode: z.enum(['live', 'test']).optional(),
+  })
+  .strict();
+
+export function adminRoutes(deps: ApiDeps): Router {
+  const router = new Router({ prefix: '/admin/v1' });
+  router.use(adminAuth(deps.config.adminToken));
+  router.post('/merchants', async (ctx) => {
+    const body = validate(createMerchantBody, ctx.request.body);
+    const merchant = await createMerchant(deps.db, {
+      name: body.name,
+      settlementAddress: body.settlement_address ? getAddress(body.settlement_address) : null,
+      mode: body.mode ?? (deps.config.env === 'production' ? 'live' : 'test'),
+    });
+    ctx.status = 201;
+    ctx.body = { object: 'merchant', ...merchant };
+  });
+  return router;
+}

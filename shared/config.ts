@@ -1,0 +1,255 @@
+import { readFileSync } from 'node:fs';
+import { isAddress, getAddress } from 'ethers';
+import { ConfigError } from './errors.js';
+
+/**
+ * Configuration, read once from the environment and validated at start-up. Every option is documented in
+ * README.md ("Configuration") with its default; a bad or missing value stops the process with one line naming it.
+ */
+
+export interface TokenConfig {
+  /** Ticker used in the API (`currency`), e.g. "USDC". */
+  symbol: string;
+  /** Checksummed ERC-20 contract address. */
+  address: string;
+  decimals: number;
+}
+
+export interface ChainConfig {
+  chainId: number;
+  name: string;
+  rpcUrl: string;
+  /**
+   * Confirmations a transfer needs before a payment counts it as final: a number of blocks, or the node's
+   * `safe` / `finalized` block tag.
+   */
+  confirmations: number | 'safe' | 'finalized';
+  /** Expected seconds between blocks; drives how often the chain is scanned. */
+  blockTimeSeconds: number;
+  nativeSymbol: string;
+  nativeDecimals: number;
+  tokens: TokenConfig[];
+  /** Largest eth_getLogs / block batch per scan step; shrinks automatically when the provider refuses a range. */
+  maxBlockRange: number;
+  /** First block to scan when the chain has no cursor yet; default: the head at first start. */
+  startBlock?: number;
+}
+
+export interface Config {
+  env: 'development' | 'production' | 'test';
+  port: number;
+  databaseUrl: string;
+  databasePoolMax: number;
+  redisUrl: string;
+  queuePrefix: string;
+  adminToken: string;
+  jwtSecret: string;
+  jwtTtlSeconds: number;
+  hdMnemonic: string;
+  chains: ChainConfig[];
+  logLevel: string;
+  logPretty: boolean;
+  defaultExpiresInSeconds: number;
+  webhookTimeoutMs: number;
+  /** Seconds to wait before each retry after a failed webhook attempt. */
+  webhookRetrySchedule: number[];
+  allowPrivateWebhookUrls: boolean;
+  expirySweepIntervalMs: number;
+  outboxPollIntervalMs: number;
+  workerQueues: string[];
+  workerConcurrency: number;
+  trustProxy: boolean;
+}
+
+type Env = Record<string, string | undefined>;
+
+function str(env: Env, name: string, fallback?: string): string {
+  const value = env[name];
+  if (value === undefined || value === '') {
+    if (fallback === undefined) throw new ConfigError(name, 'is required but not set');
+    return fallback;
+  }
+  return value;
+}
+
+function int(env: Env, name: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number, got "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (/^(1|true|yes)$/i.test(raw)) return true;
+  if (/^(0|false|no)$/i.test(raw)) return false;
+  throw new ConfigError(name, `must be true or false, got "${raw}"`);
+}
+
+function url(env: Env, name: string, protocols: string[], fallback?: string): string {
+  const value = str(env, name, fallback);
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    throw new ConfigError(name, 'is not a valid URL');
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(name, `must use ${protocols.join(' or ')}, got ${parsed.protocol}`);
+  }
+  return value;
+}
+
+/** Parses the CHAINS JSON (or the file named by CHAINS_FILE); see README "Configuring chains". */
+export function parseChains(json: string, variable: string): ChainConfig[] {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json);
+  } catch (err) {
+    throw new ConfigError(variable, `is not valid JSON (${(err as Error).message})`);
+  }
+  if (!Array.isArray(raw) || raw.length === 0) throw new ConfigError(variable, 'must be a non-empty JSON array of chains');
+  const seen = new Set<number>();
+  return raw.map((entry, i): ChainConfig => {
+    const where = `${variable}[${i}]`;
+    if (typeof entry !== 'object' || entry === null) throw new ConfigError(where, 'must be an object');
+    const c = entry as Record<string, unknown>;
+    const chainId = c.chain_id;
+    if (typeof chainId !== 'number' || !Number.isSafeInteger(chainId) || chainId <= 0) {
+      throw new ConfigError(`${where}.chain_id`, 'must be a positive integer');
+    }
+    if (seen.has(chainId)) throw new ConfigError(`${where}.chain_id`, `chain ${chainId} is configured twice`);
+    seen.add(chainId);
+    if (typeof c.rpc_url !== 'string' || !/^(https?|wss?):\/\//.test(c.rpc_url)) {
+      throw new ConfigError(`${where}.rpc_url`, 'must be an http(s) or ws(s) URL');
+    }
+    const confirmations = c.confirmations ?? 12;
+    if (!(confirmations === 'safe' || confirmations === 'finalized' ||
+      (typeof confirmations === 'number' && Number.isInteger(confirmations) && confirmations >= 1 && confirmations <= 1000))) {
+      throw new ConfigError(`${where}.confirmations`, 'must be an integer 1..1000, "safe" or "finalized"');
+    }
+    const blockTime = c.block_time ?? 12;
+    if (typeof blockTime !== 'number' || !(blockTime > 0) || blockTime > 3600) {
+      throw new ConfigError(`${where}.block_time`, 'must be a number of seconds > 0');
+    }
+    const tokensRaw = c.tokens ?? [];
+    if (!Array.isArray(tokensRaw)) throw new ConfigError(`${where}.tokens`, 'must be an array');
+    const nativeSymbol = typeof c.native_symbol === 'string' ? c.native_symbol : 'ETH';
+    const symbols = new Set([nativeSymbol]);
+    const tokens = tokensRaw.map((t, j): TokenConfig => {
+      const tw = `${where}.tokens[${j}]`;
+      if (typeof t !== 'object' || t === null) throw new ConfigError(tw, 'must be an object');
+      const tok = t as Record<string, unknown>;
+      if (typeof tok.symbol !== 'string' || !/^[A-Za-z0-9.]{1,16}$/.test(tok.symbol)) {
+        throw new ConfigError(`${tw}.symbol`, 'must be 1-16 letters or digits');
+      }
+      if (symbols.has(tok.symbol)) throw new ConfigError(`${tw}.symbol`, `${tok.symbol} is configured twice on this chain`);
+      symbols.add(tok.symbol);
+      if (typeof tok.address !== 'string' || !isAddress(tok.address)) throw new ConfigError(`${tw}.address`, 'must be a 0x address');
+      if (typeof tok.decimals !== 'number' || !Number.isInteger(tok.decimals) || tok.decimals < 0 || tok.decimals > 36) {
+        throw new ConfigError(`${tw}.decimals`, 'must be an integer 0..36');
+      }
+      return { symbol: tok.symbol, address: getAddress(tok.address), decimals: tok.decimals };
+    });
+    const maxBlockRange = c.max_block_range ?? 100;
+    if (typeof maxBlockRange !== 'number' || !Number.isInteger(maxBlockRange) || maxBlockRange < 1) {
+      throw new ConfigError(`${where}.max_block_range`, 'must be a positive integer');
+    }
+    if (c.start_block !== undefined && (typeof c.start_block !== 'number' || !Number.isInteger(c.start_block) || c.start_block < 0)) {
+      throw new ConfigError(`${where}.start_block`, 'must be a non-negative integer');
+    }
+    return {
+      chainId,
+      name: typeof c.name === 'string' ? c.name : `chain-${chainId}`,
+      rpcUrl: c.rpc_url,
+      confirmations: confirmations as ChainConfig['confirmations'],
+      blockTimeSeconds: blockTime,
+      nativeSymbol,
+      nativeDecimals: 18,
+      tokens,
+      maxBlockRange,
+      startBlock: c.start_block as number | undefined,
+    };
+  });
+}
+
+const QUEUE_NAMES = ['chain', 'payments', 'webhooks'];
+
+export function loadConfig(env: Env = process.env): Config {
+  const nodeEnv = str(env, 'NODE_ENV', 'development');
+  if (!['development', 'production', 'test'].includes(nodeEnv)) {
+    throw new ConfigError('NODE_ENV', 'must be development, production or test');
+  }
+  const chainsJson = env.CHAINS_FILE
+    ? (() => {
+        try {
+          return readFileSync(env.CHAINS_FILE, 'utf8');
+        } catch (err) {
+          throw new ConfigError('CHAINS_FILE', `cannot be read (${(err as NodeJS.ErrnoException).code})`);
+        }
+      })()
+    : str(env, 'CHAINS');
+  const adminToken = str(env, 'ADMIN_TOKEN');
+  if (adminToken.length < 16) throw new ConfigError('ADMIN_TOKEN', 'must be at least 16 characters');
+  const jwtSecret = str(env, 'JWT_SECRET');
+  if (jwtSecret.length < 32) throw new ConfigError('JWT_SECRET', 'must be at least 32 characters');
+  const mnemonic = str(env, 'HD_MNEMONIC').trim();
+  if (mnemonic.split(/\s+/).length < 12) throw new ConfigError('HD_MNEMONIC', 'must be a BIP-39 mnemonic of 12 or more words');
+  const schedule = str(env, 'WEBHOOK_RETRY_SCHEDULE', '5,300,1800,7200,18000,36000,50400,72000,86400').split(',');
+  if (!schedule.every((s) => /^\d+(\.\d+)?$/.test(s.trim()))) {
+    throw new ConfigError('WEBHOOK_RETRY_SCHEDULE', 'must be a comma-separated list of seconds');
+  }
+  const queues = str(env, 'WORKER_QUEUES', QUEUE_NAMES.join(',')).split(',').map((q) => q.trim()).filter(Boolean);
+  for (const q of queues) {
+    if (!QUEUE_NAMES.includes(q)) throw new ConfigError('WORKER_QUEUES', `unknown queue "${q}" (known: ${QUEUE_NAMES.join(', ')})`);
+  }
+  return {
+    env: nodeEnv as Config['env'],
+    port: int(env, 'PORT', 3000, 0, 65535),
+    databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
+    databasePoolMax: int(env, 'DATABASE_POOL_MAX', 10, 1, 1000),
+    redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
+    queuePrefix: str(env, 'QUEUE_PREFIX', 'payflow'),
+    adminToken,
+    jwtSecret,
+    jwtTtlSeconds: int(env, 'JWT_TTL_SECONDS', 900, 30, 86400),
+    hdMnemonic: mnemonic,
+    chains: parseChains(chainsJson, env.CHAINS_FILE ? 'CHAINS_FILE' : 'CHAINS'),
+    logLevel: str(env, 'LOG_LEVEL', 'info'),
+    logPretty: bool(env, 'LOG_PRETTY', nodeEnv === 'development'),
+    defaultExpiresInSeconds: int(env, 'PAYMENT_EXPIRES_IN', 900, 60, 30 * 86400),
+    webhookTimeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 60_000),
+    webhookRetrySchedule: schedule.map((s) => Number(s.trim())),
+    allowPrivateWebhookUrls: bool(env, 'ALLOW_PRIVATE_WEBHOOK_URLS', false),
+    expirySweepIntervalMs: int(env, 'EXPIRY_SWEEP_INTERVAL_MS', 2000, 100),
+    outboxPollIntervalMs: int(env, 'OUTBOX_POLL_INTERVAL_MS', 1000, 10),
+    workerQueues: queues,
+    workerConcurrency: int(env, 'WORKER_CONCURRENCY', 10, 1, 1000),
+    trustProxy: bool(env, 'TRUST_PROXY', false),
+  };
+}
+
+/** Loads config or prints the one-line reason and exits: used by process entry points. */
+export function loadConfigOrExit(env: Env = process.env): Config {
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`payflow: configuration error: ${err.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw err;
+  }
+}
+
+/** Finds the asset a merchant named on a chain: native coin or a configured token. */
+export function findAsset(chain: ChainConfig, currency: string):
+  | { symbol: string; decimals: number; tokenAddress: string | null }
+  | undefined {
+  if (currency === chain.nativeSymbol) return { symbol: chain.nativeSymbol, decimals: chain.nativeDecimals, tokenAddress: null };
+  const token = chain.tokens.find((t) => t.symbol === currency);
+  return token && { symbol: token.symbol, decimals: token.decimals, tokenAddress: token.address };
+}

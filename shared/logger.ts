@@ -1,0 +1,24 @@
+import { pino, type Logger } from 'pino';
+
+/**
+ * Paths that may hold secrets anywhere they are logged. pino replaces them with "[redacted]", so a careless
+ * `log.info({ headers })` cannot leak an API key, JWT, webhook secret or seed.
+ */
+export const REDACT_PATHS = [
+  'authorization', '*.authorization', '*.headers.authorization', 'req.headers.authorization', 'req.headers.cookie',
+  'api_key', '*.api_key', 'secret', '*.secret', 'token', '*.token', 'adminToken', '*.adminToken',
+  'jwtSecret', '*.jwtSecret', 'hdMnemonic', '*.hdMnemonic', 'mnemonic', '*.mnemonic', 'privateKey', '*.privateKey',
+  'password', '*.password', 'databaseUrl', '*.databaseUrl', 'redisUrl', '*.redisUrl',
+];
+
+export function createLogger(opts: { level: string; pretty: boolean; name: string }): Logger {
+  return pino({
+    name: opts.name,
+    level: opts.level,
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    base: { process: opts.name, pid: process.pid },
+    transport: opts.pretty ? { target: 'pino-pretty', options: { colorize: true, ignore: 'pid,hostname' } } : undefined,
+  });
+}
+
+export type { Logger };

@@ -1,0 +1,94 @@
+import type { ChainConfig } from '../config.js';
+import { findAsset } from '../config.js';
+import type { Db } from '../db.js';
+import { AmountError, invalidRequest } from '../errors.js';
+import { recordEvent } from '../events/recordEvent.js';
+import { newId } from '../ids.js';
+import { parseAmount } from '../money.js';
+import type { DepositWallet } from '../wallet/hdWallet.js';
+import type { PaymentRow } from './paymentRow.js';
+import { presentPayment, type PaymentObject } from './present.js';
+
+export interface CreatePaymentInput {
+  amount: string;
+  currency: string;
+  chainId?: number;
+  orderId?: string;
+  metadata?: Record<string, unknown>;
+  expiresIn?: number;
+  confirmations?: number;
+}
+
+export interface CreatePaymentDeps {
+  db: Db;
+  chains: ChainConfig[];
+  wallet: DepositWallet;
+  defaultExpiresIn: number;
+}
+
+/** Picks the chain and asset a payment is for; a currency offered on several chains needs chain_id. */
+export function resolveChainAsset(chains: ChainConfig[], currency: string, chainId?: number) {
+  if (chainId !== undefined) {
+    const chain = chains.find((c) => c.chainId === chainId);
+    if (!chain) throw invalidRequest('chain_unsupported', `chain ${chainId} is not configured`, 'chain_id');
+    const asset = findAsset(chain, currency);
+    if (!asset) throw invalidRequest('currency_unsupported', `${currency} is not accepted on chain ${chainId}`, 'currency');
+    return { chain, asset };
+  }
+  const offered = chains.filter((c) => findAsset(c, currency));
+  if (offered.length === 0) throw invalidRequest('currency_unsupported', `currency ${currency} is not accepted`, 'currency');
+  if (offered.length > 1) {
+    throw invalidRequest('chain_required', `${currency} is accepted on several chains; give chain_id`, 'chain_id');
+  }
+  return { chain: offered[0], asset: findAsset(offered[0], currency)! };
+}
+
+/**
+ * Creates a pending payment with its own deposit address. The address index comes from a Postgres sequence, so
+ * no two payments ever share an address, whatever the number of API processes. The row and its
+ * `payment.created` event commit together.
+ */
+export async function createPayment(
+  deps: CreatePaymentDeps,
+  merchantId: string,
+  input: CreatePaymentInput,
+  requestId?: string,
+): Promise<PaymentObject> {
+  const { chain, asset } = resolveChainAsset(deps.chains, input.currency, input.chainId);
+  let amount: bigint;
+  try {
+    amount = parseAmount(input.amount, asset.decimals);
+  } catch (err) {
+    if (err instanceof AmountError) throw invalidRequest(err.code, err.message, 'amount');
+    throw err;
+  }
+  const confirmations = input.confirmations ?? (typeof chain.confirmations === 'number' ? chain.confirmations : 0);
+  const expiresIn = input.expiresIn ?? deps.defaultExpiresIn;
+
+  return deps.db.transaction(async (trx) => {
+    const { rows } = await trx.raw(`SELECT nextval('deposit_address_index_seq') AS index`);
+    const index = Number(rows[0].index);
+    const id = newId('pay');
+    const [row]: PaymentRow[] = await trx('payments')
+      .insert({
+        id,
+        merchant_id: merchantId,
+        status: 'pending',
+        chain_id: chain.chainId,
+        currency: asset.symbol,
+        token_address: asset.tokenAddress,
+        decimals: asset.decimals,
+        amount: amount.toString(),
+        address: deps.wallet.addressAt(index),
+        address_index: index,
+        confirmations_required: confirmations,
+        order_id: input.orderId ?? null,
+        metadata: JSON.stringify(input.metadata ?? {}),
+        expires_at: trx.raw(`now() + make_interval(secs => ?)`, [expiresIn]),
+      })
+      .returning('*');
+    const payment = presentPayment(row);
+    await recordEvent(trx, { merchantId, type: 'payment.created', paymentId: id, data: payment, requestId });
+    return payment;
+  });
+}

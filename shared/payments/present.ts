@@ -1,0 +1,49 @@
+import { formatAmount } from '../money.js';
+import { paymentUri } from './paymentUri.js';
+import type { PaymentRow, TransferRow } from './paymentRow.js';
+
+/** The payment object of the public API (and of webhook `data`). Amounts are decimal strings in the asset's units. */
+export function presentPayment(row: PaymentRow, extra?: { transfers?: TransferRow[]; scannedTip?: number | null }) {
+  const amount = BigInt(row.amount);
+  const received = BigInt(row.amount_received);
+  const due = amount > received ? amount - received : 0n;
+  const fmt = (units: bigint) => formatAmount(units, row.decimals);
+  return {
+    id: row.id,
+    object: 'payment' as const,
+    status: row.status,
+    exception: row.exception,
+    amount: fmt(amount),
+    amount_received: fmt(received),
+    amount_due: fmt(due),
+    currency: row.currency,
+    chain_id: Number(row.chain_id),
+    token_address: row.token_address,
+    address: row.address,
+    confirmations_required: row.confirmations_required,
+    order_id: row.order_id,
+    metadata: row.metadata,
+    payment_uri: paymentUri({ address: row.address, chainId: Number(row.chain_id), tokenAddress: row.token_address, amount }),
+    expires_at: row.expires_at.toISOString(),
+    confirmed_at: row.confirmed_at ? row.confirmed_at.toISOString() : null,
+    created_at: row.created_at.toISOString(),
+    updated_at: row.updated_at.toISOString(),
+    ...(extra?.transfers
+      ? {
+          transfers: extra.transfers.map((t) => ({
+            tx_hash: t.tx_hash,
+            log_index: t.log_index < 0 ? null : t.log_index,
+            from: t.from_address,
+            amount: formatAmount(BigInt(t.amount), t.counted ? row.decimals : 0),
+            asset: t.token_address ?? 'native',
+            counted: t.counted,
+            block_number: Number(t.block_number),
+            confirmations:
+              extra.scannedTip != null ? Math.max(0, extra.scannedTip - Number(t.block_number) + 1) : 0,
+          })),
+        }
+      : {}),
+  };
+}
+
+export type PaymentObject = ReturnType<typeof presentPayment>;

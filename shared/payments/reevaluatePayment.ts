@@ -1,0 +1,66 @@
+import type { Tx } from '../db.js';
+import { recordEvent } from '../events/recordEvent.js';
+import type { PaymentRow, TransferRow } from './paymentRow.js';
+import { presentPayment } from './present.js';
+import { decidePayment, type PaymentEventType } from './stateMachine.js';
+
+/** What the scanner knows of a chain, in the transaction that re-evaluates payments on it. */
+export interface ScannedChainState {
+  /** Newest block the scanner has verified as canonical. */
+  scannedTip: number;
+  tipTimestamp: Date | null;
+  /** For chains whose confirmations are a block tag (safe/finalized): that block's number. */
+  taggedFinalBlock?: number;
+}
+
+/** Payments store 0 confirmations when the chain decides finality by a block tag. */
+export function finalThrough(confirmationsRequired: number, chain: ScannedChainState): number {
+  if (confirmationsRequired === 0) return Math.min(chain.taggedFinalBlock ?? -1, chain.scannedTip);
+  return chain.scannedTip - confirmationsRequired + 1;
+}
+
+/**
+ * Locks a payment, re-decides its status from its live transfers and, when anything changed, applies the change
+ * and records its events, all in the caller's transaction. Idempotent: calling it twice changes nothing the
+ * second time, so any number of workers may call it.
+ */
+export async function reevaluatePayment(trx: Tx, paymentId: string, chain: ScannedChainState): Promise<PaymentEventType[]> {
+  const payment: PaymentRow | undefined = await trx('payments').where({ id: paymentId }).forUpdate().first();
+  if (!payment) return [];
+  const transfers: TransferRow[] = await trx('transfers')
+    .where({ payment_id: paymentId, counted: true })
+    .whereNull('orphaned_at');
+  const decision = decidePayment(
+    {
+      status: payment.status,
+      exception: payment.exception,
+      amount: BigInt(payment.amount),
+      underpaidTolerance: BigInt(payment.underpaid_tolerance),
+      amountReceived: BigInt(payment.amount_received),
+      expiresAt: payment.expires_at,
+    },
+    transfers.map((t) => ({ amount: BigInt(t.amount), blockNumber: Number(t.block_number), blockTimestamp: t.block_timestamp })),
+    { finalThrough: finalThrough(payment.confirmations_required, chain), tipTimestamp: chain.tipTimestamp },
+  );
+  const unchanged =
+    decision.status === payment.status &&
+    decision.exception === payment.exception &&
+    decision.amountReceived === BigInt(payment.amount_received);
+  if (unchanged) return [];
+
+  const [updated]: PaymentRow[] = await trx('payments')
+    .where({ id: paymentId, status: payment.status })
+    .update({
+      status: decision.status,
+      exception: decision.exception,
+      amount_received: decision.amountReceived.toString(),
+      confirmed_at: decision.status === 'confirmed' ? trx.fn.now() : payment.confirmed_at,
+      updated_at: trx.fn.now(),
+    })
+    .returning('*');
+  const data = presentPayment(updated);
+  for (const type of decision.events) {
+    await recordEvent(trx, { merchantId: payment.merchant_id, type, paymentId, data });
+  }
+  return decision.events;
+}

@@ -1,0 +1,20 @@
+/**
+ * The BullMQ queues PayFlow uses. A worker process consumes the ones named in WORKER_QUEUES.
+ *   chain     scan jobs, one scheduler per configured chain
+ *   payments  the expiry sweep and the reconciler
+ *   webhooks  one job per webhook delivery attempt
+ */
+export const QUEUES = {
+  chain: 'chain',
+  payments: 'payments',
+  webhooks: 'webhooks',
+} as const;
+export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
+export const ALL_QUEUES: QueueName[] = Object.values(QUEUES);
+
+export interface JobPayloads {
+  'chain:scan': { chainId: number };
+  'payments:expire': Record<string, never>;
+  'payments:reconcile': Record<string, never>;
+  'webhooks:deliver': { deliveryId: string; requestId?: string };
+}

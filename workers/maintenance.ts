@@ -1,0 +1,73 @@
+import type { Config } from '../shared/config.js';
+import type { Db } from '../shared/db.js';
+import type { Logger } from '../shared/logger.js';
+import { enqueueInTx } from '../shared/outbox/enqueue.js';
+import { QUEUES } from '../shared/queues/names.js';
+import type { Queues } from '../shared/queues/redis.js';
+
+/**
+ * Keeps Redis honest against Postgres, on a timer in every worker process:
+ *  - job schedulers (chain scans, expiry sweep) are upserted, so a Redis that lost its data gets them back;
+ *  - webhook deliveries that are due but have no job (their job died with Redis) are put back in the outbox.
+ * Both are idempotent, so every worker process can run them.
+ */
+export function startMaintenance(opts: { config: Config; db: Db; queues: Queues; log: Logger; intervalMs?: number }) {
+  const { config, db, queues, log } = opts;
+  const intervalMs = opts.intervalMs ?? 15_000;
+
+  async function ensureSchedulers() {
+    for (const chain of config.chains) {
+      // Poll several times per block so a new block is seen well within one block interval.
+      const every = Math.max(200, Math.round((chain.blockTimeSeconds * 1000) / 4));
+      await queues[QUEUES.chain].upsertJobScheduler(`scan-${chain.chainId}`, { every }, {
+        name: 'scan',
+        data: { chainId: chain.chainId },
+        opts: { attempts: 1, removeOnComplete: true, removeOnFail: 100 },
+      });
+    }
+    await queues[QUEUES.payments].upsertJobScheduler('expire', { every: config.expirySweepIntervalMs }, {
+      name: 'expire',
+      data: {},
+      opts: { attempts: 1, removeOnComplete: true, removeOnFail: 100 },
+    });
+  }
+
+  async function requeueOrphanedDeliveries() {
+    // Due for more than a minute and not leased: its job was lost (Redis restarted empty, or removed by hand).
+    await db.transaction(async (trx) => {
+      const stale: { id: string; attempts: number }[] = await trx('webhook_deliveries')
+        .select('id', 'attempts')
+        .where({ status: 'pending' })
+        .where('next_attempt_at', '<', trx.raw(`now() - interval '1 minute'`))
+        .limit(500)
+        .forUpdate()
+        .skipLocked();
+      if (stale.length === 0) return;
+      await enqueueInTx(
+        trx,
+        stale.map((d) => ({ queue: QUEUES.webhooks, name: 'deliver', jobId: `${d.id}-${d.attempts}-r${Date.now()}`, payload: { deliveryId: d.id } })),
+      );
+      log.info({ count: stale.length }, 're-queued webhook deliveries that had no job');
+    });
+  }
+
+  let stopped = false;
+  const run = async () => {
+    try {
+      await ensureSchedulers();
+      await requeueOrphanedDeliveries();
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'maintenance pass failed; will retry');
+    }
+  };
+  void run();
+  const timer = setInterval(() => {
+    if (!stopped) void run();
+  }, intervalMs);
+  return {
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+    },
+  };
+}

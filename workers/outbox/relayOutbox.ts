@@ -1,0 +1,115 @@
+import pg from 'pg';
+import type { Db } from '../../shared/db.js';
+import type { Logger } from '../../shared/logger.js';
+import type { Queues } from '../../shared/queues/redis.js';
+import type { QueueName } from '../../shared/queues/names.js';
+
+interface OutboxRow {
+  id: number;
+  queue: QueueName;
+  job_name: string;
+  job_id: string;
+  payload: Record<string, unknown>;
+  run_at: Date;
+  created_at: Date;
+}
+
+/**
+ * Moves committed outbox rows into BullMQ. Rows are claimed with SKIP LOCKED, so many relays run at once without
+ * sending a row twice at the same time; a row is deleted only in the transaction that saw BullMQ accept it. If
+ * the process dies between BullMQ accepting and the commit, the row is relayed again with the same job id,
+ * which BullMQ ignores while the first job exists, and every job handler is idempotent besides.
+ */
+export async function relayOutboxBatch(db: Db, queues: Queues, batch = 500): Promise<{ relayed: number; oldestLagSeconds: number }> {
+  return db.transaction(async (trx) => {
+    const rows: OutboxRow[] = await trx('outbox').orderBy('id').limit(batch).forUpdate().skipLocked();
+    if (rows.length === 0) return { relayed: 0, oldestLagSeconds: 0 };
+    const byQueue = new Map<QueueName, OutboxRow[]>();
+    for (const r of rows) byQueue.set(r.queue, [...(byQueue.get(r.queue) ?? []), r]);
+    const now = Date.now();
+    await Promise.all(
+      [...byQueue].map(([queue, list]) =>
+        queues[queue].addBulk(
+          list.map((r) => ({
+            name: r.job_name,
+            data: r.payload,
+            opts: { jobId: r.job_id, delay: Math.max(0, r.run_at.getTime() - now) },
+          })),
+        ),
+      ),
+    );
+    await trx('outbox').whereIn('id', rows.map((r) => r.id)).delete();
+    return { relayed: rows.length, oldestLagSeconds: (now - rows[0].created_at.getTime()) / 1000 };
+  });
+}
+
+export interface OutboxRelay {
+  stop(): Promise<void>;
+}
+
+/** Runs the relay: woken by NOTIFY at commit, with a poll as a safety net; backs off while Redis is down. */
+export function startOutboxRelay(opts: {
+  db: Db;
+  databaseUrl: string;
+  queues: Queues;
+  log: Logger;
+  pollIntervalMs: number;
+  onBatch?: (r: { relayed: number; oldestLagSeconds: number }) => void;
+}): OutboxRelay {
+  const { db, queues, log } = opts;
+  let stopped = false;
+  let wake: (() => void) | null = null;
+  let listener: pg.Client | null = null;
+  let failures = 0;
+
+  const connectListener = async () => {
+    try {
+      const client = new pg.Client({ connectionString: opts.databaseUrl, application_name: 'payflow-outbox-listen' });
+      client.on('error', () => {
+        listener = null; // reconnect on the next loop turn; the poll covers the gap
+      });
+      client.on('notification', () => wake?.());
+      await client.connect();
+      await client.query('LISTEN payflow_outbox');
+      listener = client;
+    } catch (err) {
+      log.debug({ err }, 'outbox listener not connected');
+    }
+  };
+
+  const loop = (async () => {
+    while (!stopped) {
+      if (!listener) await connectListener();
+      let relayed = 0;
+      try {
+        const r = await relayOutboxBatch(db, queues);
+        relayed = r.relayed;
+        if (r.relayed > 0) opts.onBatch?.(r);
+        failures = 0;
+      } catch (err) {
+        failures++;
+        if (failures === 1 || failures % 30 === 0) log.warn({ err: (err as Error).message }, 'outbox relay failed; retrying');
+      }
+      if (stopped) break;
+      if (relayed > 0 && failures === 0) continue; // drain without waiting
+      const waitMs = failures > 0 ? Math.min(5000, 100 * 2 ** failures) : opts.pollIntervalMs;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, waitMs);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wake = null;
+    }
+  })();
+
+  return {
+    async stop() {
+      stopped = true;
+      wake?.();
+      await loop;
+      await listener?.end().catch(() => {});
+    },
+  };
+}
