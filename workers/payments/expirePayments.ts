@@ -2,8 +2,8 @@ import type { Db } from '../../shared/db.js';
 import { reevaluatePayment } from '../../shared/payments/reevaluatePayment.js';
 
 /**
- * Expiry sweep: re-decides open payments whose expires_at has passed, once the chain's own clock (the newest
- * scanned block's timestamp) has passed it too. Waiting for the chain means a scanner that lags behind cannot
+ * Expiry sweep: re-decides open payments once the chain's own clock (the newest scanned block's timestamp) has
+ * passed their expires_at. Waiting for the chain means a scanner that lags behind cannot
  * expire a payment whose transfer was mined in time. Payments paid in full and waiting for confirmations are left
  * alone: they were paid in time.
  */
@@ -12,7 +12,7 @@ export async function expireDuePayments(db: Db, batch = 200): Promise<number> {
     .join('chain_cursors as c', 'c.chain_id', 'p.chain_id')
     .select('p.id')
     .whereIn('p.status', ['pending', 'confirming'])
-    .whereRaw('p.expires_at < now() AND p.expires_at < c.tip_timestamp')
+    .whereRaw('p.expires_at < c.tip_timestamp')
     .whereRaw('p.amount_received < p.amount - p.underpaid_tolerance')
     .orderBy('p.expires_at')
     .limit(batch);

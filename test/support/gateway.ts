@@ -1,0 +1,202 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { createDb, migrateLatest, type Db } from '../../shared/db.js';
+import { freePort } from '../../scripts/devstack/ports.js';
+import { getTestStack, type TestStack } from './stack.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+export interface GatewayOptions {
+  workers?: number;
+  confirmations?: number | 'safe' | 'finalized';
+  /** Extra env for every process. */
+  env?: Record<string, string>;
+  /** Extra chains (beyond the stack's dev chain), as CHAINS entries. */
+  extraChains?: Record<string, unknown>[];
+}
+
+export interface Gateway {
+  stack: TestStack;
+  apiUrl: string;
+  adminToken: string;
+  databaseUrl: string;
+  db: Db;
+  env: Record<string, string>;
+  workers: ChildProcess[];
+  api: ChildProcess;
+  startWorker(extraEnv?: Record<string, string>): Promise<ChildProcess>;
+  stop(): Promise<void>;
+  /** stdout+stderr of every process, for failure messages. */
+  logs(): string;
+}
+
+/**
+ * A real PayFlow: its own database on the test Postgres, its own queue prefix on the test Redis, the API and
+ * worker processes started as the Procfile would. Tests talk to it over HTTP and watch the database.
+ */
+export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> {
+  const stack = await getTestStack();
+  const dbName = `pf_${randomBytes(5).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: stack.databaseUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${dbName}`);
+  await admin.end();
+  const databaseUrl = stack.databaseUrl.replace(/\/[^/]+$/, `/${dbName}`);
+  const db = createDb(databaseUrl, 4, 'payflow-test');
+  await migrateLatest(db);
+
+  const chainsFile = path.join(stack.dir, `${dbName}.chains.json`);
+  writeFileSync(
+    chainsFile,
+    JSON.stringify([
+      {
+        chain_id: stack.chainId,
+        name: 'test chain',
+        rpc_url: stack.rpcUrl,
+        confirmations: opts.confirmations ?? 2,
+        block_time: 0.4,
+        tokens: [{ symbol: 'USDC', address: stack.usdcAddress, decimals: 6 }],
+      },
+      ...(opts.extraChains ?? []),
+    ]),
+  );
+  const port = await freePort();
+  const adminToken = `adm_${randomBytes(16).toString('hex')}`;
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    NODE_ENV: 'test',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
+    LOG_PRETTY: 'false',
+    PORT: String(port),
+    DATABASE_URL: databaseUrl,
+    DATABASE_POOL_MAX: '5',
+    REDIS_URL: stack.redisUrl,
+    QUEUE_PREFIX: dbName,
+    ADMIN_TOKEN: adminToken,
+    JWT_SECRET: randomBytes(32).toString('hex'),
+    HD_MNEMONIC: 'abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about',
+    CHAINS_FILE: chainsFile,
+    EXPIRY_SWEEP_INTERVAL_MS: '300',
+    OUTBOX_POLL_INTERVAL_MS: '200',
+    WEBHOOK_TIMEOUT_MS: '3000',
+    WEBHOOK_RETRY_SCHEDULE: '0.5,1,2',
+    ALLOW_PRIVATE_WEBHOOK_URLS: 'true',
+    ...opts.env,
+  };
+  let output = '';
+  const launch = (entry: string, extraEnv: Record<string, string> = {}) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, entry)], {
+      env: { ...env, ...extraEnv },
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const keep = (chunk: Buffer) => {
+      output = (output + chunk.toString()).slice(-200_000);
+    };
+    child.stdout!.on('data', keep);
+    child.stderr!.on('data', keep);
+    children.add(child);
+    child.on('exit', () => children.delete(child));
+    return child;
+  };
+
+  const api = launch('api/main.ts');
+  const workers: ChildProcess[] = [];
+  for (let i = 0; i < (opts.workers ?? 1); i++) workers.push(launch('workers/main.ts'));
+  const apiUrl = `http://127.0.0.1:${port}`;
+  await waitFor(async () => (await fetch(`${apiUrl}/health`)).ok, 30_000, () => `API did not start:\n${output}`);
+
+  return {
+    stack,
+    apiUrl,
+    adminToken,
+    databaseUrl,
+    db,
+    env,
+    workers,
+    api,
+    async startWorker(extraEnv) {
+      const w = launch('workers/main.ts', extraEnv);
+      workers.push(w);
+      return w;
+    },
+    async stop() {
+      await Promise.all([api, ...workers].map((c) => stopChild(c)));
+      await db.destroy();
+    },
+    logs: () => output,
+  };
+}
+
+const children = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
+
+export function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill(signal);
+  });
+}
+
+export async function waitFor<T>(check: () => Promise<T | false | undefined | null>, timeoutMs = 20_000, describe?: () => string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const result = await check();
+      if (result) return result;
+    } catch (err) {
+      lastError = err;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms${lastError ? ` (last error: ${(lastError as Error).message})` : ''}${describe ? `\n${describe()}` : ''}`);
+}
+
+export interface HttpResult<T = any> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+/** JSON over HTTP to the gateway. */
+export async function call<T = any>(
+  gw: { apiUrl: string },
+  method: string,
+  route: string,
+  opts: { auth?: string; body?: unknown; headers?: Record<string, string>; rawBody?: string } = {},
+): Promise<HttpResult<T>> {
+  const headers: Record<string, string> = { ...opts.headers };
+  if (opts.auth) headers.authorization = `Bearer ${opts.auth}`;
+  let body: string | undefined = opts.rawBody;
+  if (opts.body !== undefined) {
+    headers['content-type'] ??= 'application/json';
+    body = JSON.stringify(opts.body);
+  }
+  const res = await fetch(`${gw.apiUrl}${route}`, { method, headers, body });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    // not JSON; tests assert on that when it matters
+  }
+  return { status: res.status, body: parsed as T, headers: res.headers };
+}
+
+export async function createTestMerchant(gw: Gateway, name = 'Test Shop', extra: Record<string, unknown> = {}) {
+  const res = await call(gw, 'POST', '/admin/v1/merchants', { auth: gw.adminToken, body: { name, ...extra } });
+  if (res.status !== 201) throw new Error(`merchant creation failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body as { id: string; api_key: string; name: string };
+}
