@@ -25,7 +25,12 @@ export function finalThrough(confirmationsRequired: number, chain: ScannedChainS
  * second time, so any number of workers may call it.
  */
 export async function reevaluatePayment(trx: Tx, paymentId: string, chain: ScannedChainState): Promise<PaymentEventType[]> {
-  const payment: PaymentRow | undefined = await trx('payments').where({ id: paymentId }).forUpdate().first();
+  const payment: (PaymentRow & { late_payment_window_seconds: number }) | undefined = await trx('payments')
+    .join('merchants', 'merchants.id', 'payments.merchant_id')
+    .select('payments.*', 'merchants.late_payment_window_seconds')
+    .where('payments.id', paymentId)
+    .forUpdate('payments')
+    .first();
   if (!payment) return [];
   const transfers: TransferRow[] = await trx('transfers')
     .where({ payment_id: paymentId, counted: true })
@@ -38,6 +43,7 @@ export async function reevaluatePayment(trx: Tx, paymentId: string, chain: Scann
       underpaidTolerance: BigInt(payment.underpaid_tolerance),
       amountReceived: BigInt(payment.amount_received),
       expiresAt: payment.expires_at,
+      lateWindowSeconds: payment.late_payment_window_seconds,
     },
     transfers.map((t) => ({ amount: BigInt(t.amount), blockNumber: Number(t.block_number), blockTimestamp: t.block_timestamp })),
     { finalThrough: finalThrough(payment.confirmations_required, chain), tipTimestamp: chain.tipTimestamp },

@@ -79,6 +79,8 @@ export interface PaymentView {
   underpaidTolerance: bigint;
   amountReceived: bigint;
   expiresAt: Date;
+  /** How long after expiry arriving funds still make a payment `paid_late`; later funds are recorded only. */
+  lateWindowSeconds: number;
 }
 
 /** What the scanner has verified of the chain. */
@@ -111,7 +113,11 @@ export function decidePayment(payment: PaymentView, transfers: TransferView[], c
   if (payment.status === 'confirmed' || payment.status === 'settled' || payment.status === 'canceled') return unchanged;
 
   const threshold = payment.amount - payment.underpaidTolerance;
-  const inTime = transfers.filter((t) => t.blockTimestamp.getTime() <= payment.expiresAt.getTime());
+  const expiry = payment.expiresAt.getTime();
+  const inTime = transfers.filter((t) => t.blockTimestamp.getTime() <= expiry);
+  const lateInWindow = transfers.filter(
+    (t) => t.blockTimestamp.getTime() > expiry && t.blockTimestamp.getTime() <= expiry + payment.lateWindowSeconds * 1000,
+  );
   const inTimeReceived = sum(inTime);
   const inTimeFinal = sum(inTime.filter((t) => t.blockNumber <= chain.finalThrough));
   const chainPassedExpiry = chain.tipTimestamp !== null && chain.tipTimestamp.getTime() > payment.expiresAt.getTime();
@@ -125,7 +131,7 @@ export function decidePayment(payment: PaymentView, transfers: TransferView[], c
     status = 'confirming'; // paid in time, waiting for confirmations: never expires
   } else if (chainPassedExpiry) {
     status = 'expired';
-    if (amountReceived > inTimeReceived) exception = 'paid_late';
+    if (lateInWindow.length > 0) exception = 'paid_late';
     else if (inTimeReceived > 0n) exception = 'underpaid';
   } else {
     status = inTimeReceived > 0n ? 'confirming' : 'pending';

@@ -12,6 +12,7 @@ const payment = (over: Partial<PaymentView> = {}): PaymentView => ({
   underpaidTolerance: 0n,
   amountReceived: 0n,
   expiresAt: EXPIRES,
+  lateWindowSeconds: 86400,
   ...over,
 });
 const transfer = (amount: bigint, blockNumber: number, seconds = 10): TransferView => ({ amount, blockNumber, blockTimestamp: at(seconds) });
@@ -87,6 +88,12 @@ describe('payments stateMachine', () => {
     const d = decidePayment(payment({ status: 'expired' }), [transfer(1000n, 50, 1000)], { finalThrough: 100, tipTimestamp: at(1100) });
     expect(d).to.include({ status: 'expired', exception: 'paid_late' });
     expect(d.events).to.deep.equal(['payment.late']);
+  });
+
+  it('funds after the monitoring window are recorded but do not make the payment paid_late', () => {
+    const d = decidePayment(payment({ status: 'expired', lateWindowSeconds: 3600 }), [transfer(1000n, 50, 900 + 3601)], { finalThrough: 100, tipTimestamp: at(5000) });
+    expect(d).to.include({ status: 'expired', exception: null, amountReceived: 1000n });
+    expect(d.events).to.deep.equal([]);
   });
 
   it('goes back to pending when a reorg removes every transfer', () => {
