@@ -12,6 +12,8 @@ const createMerchantBody = z
     name: z.string().min(1).max(200),
     settlement_address: address.optional(),
     mode: z.enum(['live', 'test']).optional(),
+    underpaid_tolerance_percent: z.string().regex(/^\d{1,3}(\.\d{1,2})?$/, 'must be a percentage like "0.5"').refine((p) => Number(p) <= 100, 'must be at most 100').optional(),
+    late_payment_window_seconds: z.number().int().min(0).max(30 * 86400).optional(),
   })
   .strict();
 
@@ -24,6 +26,8 @@ export function adminRoutes(deps: ApiDeps): Router {
       name: body.name,
       settlementAddress: body.settlement_address ? getAddress(body.settlement_address) : null,
       mode: body.mode ?? (deps.config.env === 'production' ? 'live' : 'test'),
+      underpaidTolerancePercent: body.underpaid_tolerance_percent,
+      latePaymentWindowSeconds: body.late_payment_window_seconds,
     });
     ctx.status = 201;
     ctx.body = { object: 'merchant', ...merchant };

@@ -14,11 +14,17 @@ export interface PaymentRow {
   amount: string;
   amount_received: string;
   underpaid_tolerance: string;
+  resolution?: 'accept' | 'refund' | null;
+  refund_address?: string | null;
+  resolved_at?: Date | null;
   address: string;
   address_index: number;
   confirmations_required: number;
   order_id: string | null;
   metadata: Record<string, unknown>;
+  checkout_url?: string | null;
+  success_url?: string | null;
+  cancel_url?: string | null;
   expires_at: Date;
   confirmed_at: Date | null;
   created_at: Date;

@@ -17,6 +17,13 @@ export function chainClient(rpcUrl: string, usdcAddress: string) {
       await rpc('evm_increaseTime', [seconds]);
       await rpc('evm_mine');
     },
+    /** Mines a block whose timestamp is just past `expiresAt`: the chain's clock is what expires payments. */
+    async passTime(expiresAt: string | Date) {
+      const target = Math.floor(new Date(expiresAt).getTime() / 1000) + 1;
+      const latest = await provider.getBlock('latest');
+      if (latest && latest.timestamp < target) await rpc('evm_setNextBlockTimestamp', [target]);
+      await rpc('evm_mine');
+    },
     async head() {
       return Number(await rpc<string>('eth_blockNumber'));
     },

@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { createDb, migrateLatest, type Db } from '../../shared/db.js';
 import { freePort } from '../../scripts/devstack/ports.js';
+import { devAccounts, startDevChain } from '../../scripts/devstack/chain.js';
+import { deployDevToken } from '../../scripts/devstack/token.js';
 import { getTestStack, type TestStack } from './stack.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -15,8 +17,10 @@ export interface GatewayOptions {
   confirmations?: number | 'safe' | 'finalized';
   /** Extra env for every process. */
   env?: Record<string, string>;
-  /** Extra chains (beyond the stack's dev chain), as CHAINS entries. */
+  /** Extra chains (beyond the gateway's dev chain), as CHAINS entries. */
   extraChains?: Record<string, unknown>[];
+  /** Seconds between blocks on the gateway's dev chain; 0 (default) mines a block per transaction. */
+  blockTime?: number;
 }
 
 export interface Gateway {
@@ -39,8 +43,13 @@ export interface Gateway {
  * worker processes started as the Procfile would. Tests talk to it over HTTP and watch the database.
  */
 export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> {
-  const stack = await getTestStack();
+  const shared = await getTestStack();
   const dbName = `pf_${randomBytes(5).toString('hex')}`;
+  // Each gateway gets its own dev chain (≈ 1 s): reorgs, chain time travel and nonces of one test file can then
+  // never leak into another. Postgres and Redis are shared, with a database and a queue prefix per gateway.
+  const devChain = await startDevChain({ port: await freePort(), blockTime: opts.blockTime ?? 0, dir: path.join(shared.dir, `${dbName}-chain`) });
+  const usdc = await deployDevToken(devChain.rpcUrl, devAccounts(10).map((a) => a.address));
+  const stack: TestStack = { ...shared, rpcUrl: devChain.rpcUrl, chainId: devChain.chainId, usdcAddress: usdc.address };
   const admin = new pg.Client({ connectionString: stack.databaseUrl });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${dbName}`);
@@ -127,6 +136,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     async stop() {
       await Promise.all([api, ...workers].map((c) => stopChild(c)));
       await db.destroy();
+      await devChain.stop();
     },
     logs: () => output,
   };

@@ -223,7 +223,7 @@ export async function scanChainStep(deps: ScanDeps): Promise<StepResult | null> 
     const tip = blocks[blocks.length - 1];
     await trx('chain_cursors')
       .where({ chain_id: chain.chainId })
-      .update({ next_block: to + 1, tip_timestamp: tip.timestamp, updated_at: trx.fn.now() });
+      .update({ next_block: to + 1, tip_timestamp: tip.timestamp, final_block: tagged ?? null, updated_at: trx.fn.now() });
     step.scannedTip = to;
     step.blocks = blocks.length;
     step.transfers = inserted;
