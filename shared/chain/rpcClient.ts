@@ -32,8 +32,26 @@ const RANGE_ERROR = /range|too many|limit exceeded|block range|query returned mo
 
 let nextId = 1;
 
-export function createRpcClient(url: string, opts: { timeoutMs?: number; observer?: RpcObserver } = {}): RpcClient {
+export function createRpcClient(
+  url: string,
+  opts: { timeoutMs?: number; observer?: RpcObserver; retries?: number; retryBaseMs?: number } = {},
+): RpcClient {
   const timeoutMs = opts.timeoutMs ?? 10_000;
+  const retries = opts.retries ?? 4;
+  const retryBaseMs = opts.retryBaseMs ?? 100;
+
+  /** Transient failures (timeouts, 5xx, 429, malformed answers) are retried with jittered exponential backoff. */
+  async function withRetry<T>(attempt: () => Promise<T>): Promise<T> {
+    for (let n = 0; ; n++) {
+      try {
+        return await attempt();
+      } catch (err) {
+        if (!(err instanceof RpcError) || err.kind !== 'transient' || n >= retries) throw err;
+        const backoff = retryBaseMs * 2 ** n;
+        await new Promise((r) => setTimeout(r, backoff / 2 + Math.random() * backoff));
+      }
+    }
+  }
 
   async function post(body: unknown, label: string): Promise<unknown> {
     const started = performance.now();
@@ -80,21 +98,25 @@ export function createRpcClient(url: string, opts: { timeoutMs?: number; observe
   return {
     url,
     async call<T>(method: string, params: unknown[]) {
-      return unwrap<T>(await post({ jsonrpc: '2.0', id: nextId++, method, params }, method), method);
+      return withRetry(async () => unwrap<T>(await post({ jsonrpc: '2.0', id: nextId++, method, params }, method), method));
     },
     async batch<T>(calls: { method: string; params: unknown[] }[]) {
       if (calls.length === 0) return [];
-      const first = nextId;
-      nextId += calls.length;
-      const label = calls[0].method;
-      const replies = await post(calls.map((c, i) => ({ jsonrpc: '2.0', id: first + i, method: c.method, params: c.params })), label);
-      if (!Array.isArray(replies) || replies.length !== calls.length) {
-        throw new RpcError(`${label}: malformed batch reply`, 'transient');
-      }
-      const byId = new Map(replies.map((r) => [(r as { id: number }).id, r]));
-      return calls.map((c, i) => unwrap<T>(byId.get(first + i), c.method));
+      return withRetry(() => sendBatch<T>(calls));
     },
   };
+
+  async function sendBatch<T>(calls: { method: string; params: unknown[] }[]): Promise<T[]> {
+    const first = nextId;
+    nextId += calls.length;
+    const label = calls[0].method;
+    const replies = await post(calls.map((c, i) => ({ jsonrpc: '2.0', id: first + i, method: c.method, params: c.params })), label);
+    if (!Array.isArray(replies) || replies.length !== calls.length) {
+      throw new RpcError(`${label}: malformed batch reply`, 'transient');
+    }
+    const byId = new Map(replies.map((r) => [(r as { id: number }).id, r]));
+    return calls.map((c, i) => unwrap<T>(byId.get(first + i), c.method));
+  }
 }
 
 export const hexToNumber = (hex: unknown): number => {

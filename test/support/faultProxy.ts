@@ -19,6 +19,8 @@ export interface Faults {
   truncate?: number;
   rateLimit?: number;
   maxLogRange?: number;
+  /** Answer the `safe` / `finalized` block tags with the block this many below the head (hardhat says head). */
+  finalizedLag?: number;
 }
 
 export interface FaultProxy {
@@ -63,7 +65,8 @@ export async function startFaultProxy(targetUrl: string, initial: Faults = {}, r
       }
       let upstream: string;
       try {
-        const r = await fetch(targetUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+        const forwarded = f.finalizedLag === undefined ? body : await lagFinalizedTag(targetUrl, body, f.finalizedLag);
+        const r = await fetch(targetUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: forwarded });
         upstream = await r.text();
       } catch {
         return res.writeHead(502).end('bad gateway');
@@ -107,4 +110,15 @@ function refuseLargeLogRange(body: string, maxRange: number | undefined, stats: 
   stats.getLogsRanges.push(span);
   if (span <= maxRange) return null;
   return JSON.stringify({ jsonrpc: '2.0', id: getLogs.id, error: { code: -32005, message: `query exceeds max block range ${maxRange}` } });
+}
+
+async function lagFinalizedTag(targetUrl: string, body: string, lag: number): Promise<string> {
+  const parsed = JSON.parse(body);
+  const calls = Array.isArray(parsed) ? parsed : [parsed];
+  const tagged = calls.filter((c) => c?.method === 'eth_getBlockByNumber' && ['safe', 'finalized'].includes(c.params?.[0]));
+  if (tagged.length === 0) return body;
+  const r = await fetch(targetUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_blockNumber', params: [] }) });
+  const head = Number((await r.json()).result);
+  for (const c of tagged) c.params[0] = `0x${Math.max(0, head - lag).toString(16)}`;
+  return JSON.stringify(parsed);
 }
