@@ -21,6 +21,10 @@ export interface GatewayOptions {
   extraChains?: Record<string, unknown>[];
   /** Seconds between blocks on the gateway's dev chain; 0 (default) mines a block per transaction. */
   blockTime?: number;
+  /** Fields merged into the dev chain's CHAINS entry (e.g. max_block_range). */
+  chainOverrides?: Record<string, unknown>;
+  /** Lets a test put something (a fault proxy) between the processes and the dev chain. */
+  wrapRpc?: (rpcUrl: string) => Promise<string>;
 }
 
 export interface Gateway {
@@ -65,10 +69,11 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       {
         chain_id: stack.chainId,
         name: 'test chain',
-        rpc_url: stack.rpcUrl,
+        rpc_url: opts.wrapRpc ? await opts.wrapRpc(stack.rpcUrl) : stack.rpcUrl,
         confirmations: opts.confirmations ?? 2,
         block_time: 0.4,
         tokens: [{ symbol: 'USDC', address: stack.usdcAddress, decimals: 6 }],
+        ...opts.chainOverrides,
       },
       ...(opts.extraChains ?? []),
     ]),
@@ -94,6 +99,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     WEBHOOK_TIMEOUT_MS: '3000',
     WEBHOOK_RETRY_SCHEDULE: '0.5,1,2',
     ALLOW_PRIVATE_WEBHOOK_URLS: 'true',
+    WORKER_METRICS_PORT: '0', // any free port: several workers (and test runs) share this host
     ...opts.env,
   };
   let output = '';
@@ -118,6 +124,11 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   for (let i = 0; i < (opts.workers ?? 1); i++) workers.push(launch('workers/main.ts'));
   const apiUrl = `http://127.0.0.1:${port}`;
   await waitFor(async () => (await fetch(`${apiUrl}/health`)).ok, 30_000, () => `API did not start:\n${output}`);
+  // Payments are refused until a worker has created the chains' cursors (see createPayment).
+  const chainCount = 1 + (opts.extraChains?.length ?? 0);
+  if ((opts.workers ?? 1) > 0) {
+    await waitFor(async () => Number((await db('chain_cursors').count('* as n').first())!.n) >= chainCount, 30_000, () => `worker did not start:\n${output}`);
+  }
 
   return {
     stack,
