@@ -12,6 +12,7 @@ import { chainRoutes } from './routes/chains.js';
 import { paymentRoutes } from './routes/payments.js';
 import { paymentResolutionRoutes } from './routes/paymentResolution.js';
 import { webhookEndpointRoutes } from './routes/webhookEndpoints.js';
+import { checkoutRoutes } from './routes/checkout.js';
 
 /** The Koa application. Pure wiring: routes and middleware, no listening, so tests can mount it as they like. */
 export function createApp(deps: ApiDeps): Koa {
@@ -24,6 +25,9 @@ export function createApp(deps: ApiDeps): Koa {
 
   const health = healthRoutes();
   app.use(health.routes());
+
+  // The hosted checkout page (public, HTML): GET /pay/:id and its status poll.
+  app.use(checkoutRoutes(deps).routes());
 
   const admin = adminRoutes(deps);
   app.use(admin.routes()).use(admin.allowedMethods({ throw: false }));

@@ -59,6 +59,10 @@ export interface Config {
   workerQueues: string[];
   workerConcurrency: number;
   trustProxy: boolean;
+  /** Absolute base URL customers reach the API at; checkout pages are `${publicUrl}/pay/<id>` (no trailing slash). */
+  publicUrl: string;
+  /** Requests per minute one client IP may make to the public checkout pages. */
+  checkoutRateLimit: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -209,6 +213,8 @@ export function loadConfig(env: Env = process.env): Config {
   return {
     env: nodeEnv as Config['env'],
     port: int(env, 'PORT', 3000, 0, 65535),
+    publicUrl: url(env, 'PUBLIC_URL', ['http:', 'https:'], `http://localhost:${int(env, 'PORT', 3000, 0, 65535)}`).replace(/\/+$/, ''),
+    checkoutRateLimit: int(env, 'CHECKOUT_RATE_LIMIT', 300, 1, 1_000_000),
     databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
     databasePoolMax: int(env, 'DATABASE_POOL_MAX', 10, 1, 1000),
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),

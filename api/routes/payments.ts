@@ -11,6 +11,12 @@ import { requireScope } from '../auth/merchantAuth.js';
 import { paginate } from '../pagination.js';
 import { metadataSchema, validate } from '../validation.js';
 
+// The checkout page links the customer's browser to these: only http(s), so a javascript: URL can never be one.
+const redirectUrl = z
+  .string()
+  .max(2048)
+  .refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), 'must be an absolute http(s) URL');
+
 const createPaymentBody = z
   .object({
     amount: z.string({ invalid_type_error: 'must be a decimal string, e.g. "0.05"' }).max(100),
@@ -20,6 +26,8 @@ const createPaymentBody = z
     metadata: metadataSchema.optional(),
     expires_in: z.number().int().min(60).max(30 * 86400).optional(),
     confirmations: z.number().int().min(1).max(1000).optional(),
+    success_url: redirectUrl.optional(),
+    cancel_url: redirectUrl.optional(),
   })
   .strict();
 
@@ -33,7 +41,7 @@ export function paymentRoutes(deps: ApiDeps): Router {
     const body = validate(createPaymentBody, ctx.request.body);
     ctx.status = 201;
     ctx.body = await createPayment(
-      { db: deps.db, chains: deps.config.chains, wallet: deps.wallet, defaultExpiresIn: deps.config.defaultExpiresInSeconds },
+      { db: deps.db, chains: deps.config.chains, wallet: deps.wallet, defaultExpiresIn: deps.config.defaultExpiresInSeconds, publicUrl: deps.config.publicUrl },
       merchantOf(ctx.state),
       {
         amount: body.amount,
@@ -43,6 +51,8 @@ export function paymentRoutes(deps: ApiDeps): Router {
         metadata: body.metadata,
         expiresIn: body.expires_in,
         confirmations: body.confirmations,
+        successUrl: body.success_url,
+        cancelUrl: body.cancel_url,
       },
       ctx.state.requestId,
     );

@@ -17,6 +17,9 @@ export interface CreatePaymentInput {
   metadata?: Record<string, unknown>;
   expiresIn?: number;
   confirmations?: number;
+  /** Where the checkout page sends the customer once paid, and while pending offers to go back to. */
+  successUrl?: string;
+  cancelUrl?: string;
 }
 
 export interface CreatePaymentDeps {
@@ -24,6 +27,8 @@ export interface CreatePaymentDeps {
   chains: ChainConfig[];
   wallet: DepositWallet;
   defaultExpiresIn: number;
+  /** PUBLIC_URL: the base of checkout_url. */
+  publicUrl: string;
 }
 
 /** Picks the chain and asset a payment is for; a currency offered on several chains needs chain_id. */
@@ -84,6 +89,9 @@ export async function createPayment(
         confirmations_required: confirmations,
         order_id: input.orderId ?? null,
         metadata: JSON.stringify(input.metadata ?? {}),
+        checkout_url: `${deps.publicUrl}/pay/${id}`,
+        success_url: input.successUrl ?? null,
+        cancel_url: input.cancelUrl ?? null,
         expires_at: trx.raw(`now() + make_interval(secs => ?)`, [expiresIn]),
       })
       .returning('*');

@@ -1,0 +1,66 @@
+import Router from '@koa/router';
+import { createHash } from 'node:crypto';
+import { ApiError, notFound } from '../../shared/errors.js';
+import type { ApiDeps } from '../deps.js';
+import { loadCheckoutPayment, presentCheckoutStatus } from '../checkout/loadCheckout.js';
+import { CHECKOUT_SECURITY_HEADERS, renderCheckoutPage, renderNotFoundPage, renderTooManyRequestsPage } from '../checkout/page.js';
+import { createFixedWindowLimiter } from '../checkout/rateLimit.js';
+
+/**
+ * The hosted checkout page, public: the unguessable payment id in the URL is the only key, so these routes show
+ * only what the paying customer needs (never the merchant id, order id or metadata).
+ *
+ *   GET /pay/:id         HTML page, rendered with the current status; its inline script keeps it live
+ *   GET /pay/:id/status  the minimal JSON the script polls (ETag + no-cache: unchanged polls are 304s)
+ */
+export function checkoutRoutes(deps: ApiDeps): Router {
+  const router = new Router({ prefix: '/pay' });
+  const limiter = createFixedWindowLimiter(deps.config.checkoutRateLimit);
+
+  router.use(async (ctx, next) => {
+    ctx.set(CHECKOUT_SECURITY_HEADERS);
+    const { allowed, remaining, retryAfterSeconds } = limiter.hit(ctx.ip);
+    ctx.set('X-RateLimit-Limit', String(deps.config.checkoutRateLimit));
+    ctx.set('X-RateLimit-Remaining', String(remaining));
+    if (!allowed) {
+      ctx.set('Retry-After', String(retryAfterSeconds));
+      if (ctx.path.endsWith('/status')) {
+        throw new ApiError(429, 'rate_limit_error', 'rate_limited', `Too many requests; retry in ${retryAfterSeconds} s`);
+      }
+      ctx.status = 429;
+      ctx.type = 'html';
+      ctx.body = renderTooManyRequestsPage(retryAfterSeconds);
+      return;
+    }
+    await next();
+  });
+
+  router.get('/:id', async (ctx) => {
+    const payment = await loadCheckoutPayment(deps.db, deps.config.chains, ctx.params.id);
+    ctx.set('Cache-Control', 'no-store'); // rendered with the status of this moment
+    ctx.type = 'html';
+    if (!payment) {
+      ctx.status = 404;
+      ctx.body = renderNotFoundPage();
+      return;
+    }
+    ctx.body = await renderCheckoutPage(payment, new Date());
+  });
+
+  router.get('/:id/status', async (ctx) => {
+    const payment = await loadCheckoutPayment(deps.db, deps.config.chains, ctx.params.id);
+    if (!payment) throw notFound('payment');
+    const body = JSON.stringify(presentCheckoutStatus(payment));
+    ctx.set('Cache-Control', 'no-cache'); // any cache must ask again every time; the ETag makes asking cheap
+    ctx.etag = `W/"${createHash('sha1').update(body).digest('base64url')}"`;
+    ctx.status = 200;
+    if (ctx.fresh) {
+      ctx.status = 304;
+      return;
+    }
+    ctx.type = 'json';
+    ctx.body = body;
+  });
+
+  return router;
+}
