@@ -20,23 +20,33 @@ interface OutboxRow {
  * the process dies between BullMQ accepting and the commit, the row is relayed again with the same job id,
  * which BullMQ ignores while the first job exists, and every job handler is idempotent besides.
  */
-export async function relayOutboxBatch(db: Db, queues: Queues, batch = 500): Promise<{ relayed: number; oldestLagSeconds: number }> {
+export async function relayOutboxBatch(
+  db: Db,
+  queues: Queues,
+  batch = 500,
+  addTimeoutMs = 5000,
+): Promise<{ relayed: number; oldestLagSeconds: number }> {
   return db.transaction(async (trx) => {
     const rows: OutboxRow[] = await trx('outbox').orderBy('id').limit(batch).forUpdate().skipLocked();
     if (rows.length === 0) return { relayed: 0, oldestLagSeconds: 0 };
     const byQueue = new Map<QueueName, OutboxRow[]>();
     for (const r of rows) byQueue.set(r.queue, [...(byQueue.get(r.queue) ?? []), r]);
     const now = Date.now();
-    await Promise.all(
-      [...byQueue].map(([queue, list]) =>
-        queues[queue].addBulk(
-          list.map((r) => ({
-            name: r.job_name,
-            data: r.payload,
-            opts: { jobId: r.job_id, delay: Math.max(0, r.run_at.getTime() - now) },
-          })),
+    // A Redis that is down makes BullMQ wait for a connection; bound the wait so the transaction (and the row
+    // locks it holds) ends, and the rows are retried by the next pass.
+    await withTimeout(
+      Promise.all(
+        [...byQueue].map(([queue, list]) =>
+          queues[queue].addBulk(
+            list.map((r) => ({
+              name: r.job_name,
+              data: r.payload,
+              opts: { jobId: r.job_id, delay: Math.max(0, r.run_at.getTime() - now) },
+            })),
+          ),
         ),
       ),
+      addTimeoutMs,
     );
     await trx('outbox').whereIn('id', rows.map((r) => r.id)).delete();
     return { relayed: rows.length, oldestLagSeconds: (now - rows[0].created_at.getTime()) / 1000 };
@@ -112,4 +122,12 @@ export function startOutboxRelay(opts: {
       await listener?.end().catch(() => {});
     },
   };
+}
+
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Redis did not accept the jobs within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
