@@ -12,6 +12,7 @@ import { chainRoutes } from './routes/chains.js';
 import { paymentRoutes } from './routes/payments.js';
 import { paymentResolutionRoutes } from './routes/paymentResolution.js';
 import { webhookEndpointRoutes } from './routes/webhookEndpoints.js';
+import { webhookDeliveryRoutes } from './routes/webhookDeliveries.js';
 import { checkoutRoutes } from './routes/checkout.js';
 
 /** The Koa application. Pure wiring: routes and middleware, no listening, so tests can mount it as they like. */
@@ -39,7 +40,7 @@ export function createApp(deps: ApiDeps): Koa {
 
   const v1 = new Router({ prefix: '/api/v1' });
   v1.use(merchantAuth(deps.db, deps.jwtKey));
-  for (const r of [chainRoutes(deps), paymentRoutes(deps), paymentResolutionRoutes(deps), webhookEndpointRoutes(deps)]) v1.use(r.routes());
+  for (const r of [chainRoutes(deps), paymentRoutes(deps), paymentResolutionRoutes(deps), webhookEndpointRoutes(deps), webhookDeliveryRoutes(deps)]) v1.use(r.routes());
   app.use(v1.routes());
   return app;
 }

@@ -54,6 +54,14 @@ export interface Config {
   /** Seconds to wait before each retry after a failed webhook attempt. */
   webhookRetrySchedule: number[];
   allowPrivateWebhookUrls: boolean;
+  /** Attempts in flight to one webhook endpoint, across all workers: a hanging endpoint holds at most this many slots. */
+  webhookEndpointConcurrency: number;
+  /** An endpoint whose attempts only failed for this many days is disabled. */
+  webhookDisableAfterDays: number;
+  /** A pending delivery overdue by this long without running is assumed to have lost its job, and re-queued. */
+  webhookRequeueAfterSeconds: number;
+  /** How often each worker re-upserts job schedulers and re-queues orphaned deliveries. */
+  maintenanceIntervalMs: number;
   expirySweepIntervalMs: number;
   outboxPollIntervalMs: number;
   workerQueues: string[];
@@ -230,6 +238,10 @@ export function loadConfig(env: Env = process.env): Config {
     webhookTimeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 60_000),
     webhookRetrySchedule: schedule.map((s) => Number(s.trim())),
     allowPrivateWebhookUrls: bool(env, 'ALLOW_PRIVATE_WEBHOOK_URLS', false),
+    webhookEndpointConcurrency: int(env, 'WEBHOOK_ENDPOINT_CONCURRENCY', 3, 1, 1000),
+    webhookDisableAfterDays: int(env, 'WEBHOOK_DISABLE_AFTER_DAYS', 5, 1, 365),
+    webhookRequeueAfterSeconds: int(env, 'WEBHOOK_REQUEUE_AFTER_SECONDS', 60, 1, 86400),
+    maintenanceIntervalMs: int(env, 'MAINTENANCE_INTERVAL_MS', 15_000, 100, 3_600_000),
     expirySweepIntervalMs: int(env, 'EXPIRY_SWEEP_INTERVAL_MS', 2000, 100),
     outboxPollIntervalMs: int(env, 'OUTBOX_POLL_INTERVAL_MS', 1000, 10),
     workerQueues: queues,

@@ -13,7 +13,7 @@ import type { Queues } from '../shared/queues/redis.js';
  */
 export function startMaintenance(opts: { config: Config; db: Db; queues: Queues; log: Logger; intervalMs?: number }) {
   const { config, db, queues, log } = opts;
-  const intervalMs = opts.intervalMs ?? 15_000;
+  const intervalMs = opts.intervalMs ?? config.maintenanceIntervalMs;
 
   async function ensureSchedulers() {
     for (const chain of config.chains) {
@@ -33,12 +33,14 @@ export function startMaintenance(opts: { config: Config; db: Db; queues: Queues;
   }
 
   async function requeueOrphanedDeliveries() {
-    // Due for more than a minute and not leased: its job was lost (Redis restarted empty, or removed by hand).
+    // Overdue by WEBHOOK_REQUEUE_AFTER_SECONDS and not leased (a lease moves next_attempt_at past the attempt):
+    // its job was lost (Redis restarted empty, or removed by hand). A job that was merely slow to run meets a
+    // duplicate, which its lease makes harmless.
     await db.transaction(async (trx) => {
       const stale: { id: string; attempts: number }[] = await trx('webhook_deliveries')
         .select('id', 'attempts')
         .where({ status: 'pending' })
-        .where('next_attempt_at', '<', trx.raw(`now() - interval '1 minute'`))
+        .where('next_attempt_at', '<', trx.raw(`now() - make_interval(secs => ?)`, [config.webhookRequeueAfterSeconds]))
         .limit(500)
         .forUpdate()
         .skipLocked();
