@@ -139,11 +139,18 @@ describe('webhooks: delivery log, retries, endpoint management (API + worker pro
     expect((await call(gw, 'POST', `/api/v1/webhook-endpoints/${goneEp.id}/test`, { auth: m.api_key })).body.error.code).to.equal('endpoint_disabled');
     expect(await gw.db('webhook_deliveries').where({ endpoint_id: goneEp.id }).count('* as n').first()).to.deep.equal({ n: 2 });
 
+    const refused = await call(gw, 'POST', `/api/v1/webhook-deliveries/${deliveries[0].id}/redeliver`, { auth: m.api_key });
+    expect(refused.status).to.equal(409);
+    expect(refused.body.error.code).to.equal('endpoint_disabled');
+
     const reenabled = await call(gw, 'PATCH', `/api/v1/webhook-endpoints/${goneEp.id}`, { auth: m.api_key, body: { enabled: true } });
     expect(reenabled.status).to.equal(200);
     expect(reenabled.body).to.include({ enabled: true, disabled_reason: null, failing_since: null });
     const again = await call(gw, 'POST', '/api/v1/payments', { auth: m.api_key, body: { amount: '0.03', currency: 'ETH' } });
     await waitFor(async () => gone.requests.find((r) => r.event.data?.id === again.body.id), 30_000, () => gw.logs());
+    // The delivery that met the 410 can be sent again now.
+    expect((await call(gw, 'POST', `/api/v1/webhook-deliveries/${deliveries[0].id}/redeliver`, { auth: m.api_key })).status).to.equal(202);
+    await waitForDelivery(m.api_key, deliveries[0].id, (x) => x.status === 'succeeded' && x.attempt_count === 2);
   });
 
   it('honours Retry-After on 503 (the next attempt waits as asked, not the 0.2 s schedule)', async () => {

@@ -214,6 +214,8 @@ async function wakeDeferredDelivery(trx: Tx, endpointId: string): Promise<void> 
     .where({ endpoint_id: endpointId, status: 'pending' })
     .whereNotNull('deferred_at')
     .whereNull('in_flight_until')
+    // Still waiting on its fallback timer, i.e. not already woken by another finishing attempt.
+    .where('next_attempt_at', '>', now)
     .orderBy('deferred_at')
     .limit(1)
     .forUpdate()
