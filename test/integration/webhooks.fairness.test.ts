@@ -39,15 +39,17 @@ describe('webhooks: a hanging endpoint never delays the others (API + worker pro
     }
 
     const createdFor = (t: typeof healthy) => new Set(t.requests.filter((r) => r.event.type === 'payment.created').map((r) => r.event.data.id));
-    await waitFor(async () => createdFor(healthy).size === 6, 30_000, () => gw.logs());
+    await waitFor(async () => createdFor(healthy).size === 6 && hanging.requests.length > 0, 30_000, () => gw.logs());
 
     // Meanwhile the hanging endpoint holds exactly one attempt, no attempt of it has finished, and its other
     // deliveries wait for its slot without holding a worker.
+    const hangingDeliveries = await waitFor(async () => {
+      const rows = await gw.db('webhook_deliveries').where({ endpoint_id: epHanging.body.id });
+      return rows.filter((d) => d.deferred_at !== null).length === 5 && rows;
+    }, 10_000, () => gw.logs());
     expect(hanging.requests).to.have.length(1);
-    const hangingDeliveries = await gw.db('webhook_deliveries').where({ endpoint_id: epHanging.body.id });
     expect(hangingDeliveries).to.have.length(6);
     expect(hangingDeliveries.filter((d) => d.in_flight_until !== null)).to.have.length(1);
-    expect(hangingDeliveries.filter((d) => d.deferred_at !== null)).to.have.length(5);
     expect(await gw.db('webhook_attempts').whereIn('delivery_id', hangingDeliveries.map((d) => d.id)).count('* as n').first()).to.deep.equal({ n: 0 });
 
     // Once it answers, each finished attempt hands its slot to the next waiting delivery.
