@@ -3,10 +3,11 @@ import { call, createTestMerchant, startGateway, waitFor, type Gateway } from '.
 import { startWebhookTarget } from '../support/webhookTarget.js';
 
 /**
- * One hanging endpoint must not delay the others. The worker has 3 job slots (WORKER_CONCURRENCY=3) and the
- * per-endpoint cap is 1 (WEBHOOK_ENDPOINT_CONCURRENCY=1); the hanging endpoint's attempts would time out only
- * after 60 s. Without the cap its deliveries fill all 3 slots and the healthy endpoint gets nothing until they
- * time out; with it, the healthy endpoint gets every event while the other still hangs.
+ * One hanging endpoint must not delay the others. Two worker processes have 3 job slots each
+ * (WORKER_CONCURRENCY=3) and the per-endpoint cap is 1 (WEBHOOK_ENDPOINT_CONCURRENCY=1, counted across
+ * processes); the hanging endpoint's attempts would time out only after 60 s. Without the cap its 6 deliveries
+ * fill all 6 slots and the healthy endpoint gets nothing until they time out; with it, the healthy endpoint gets
+ * every event while the other still hangs.
  */
 describe('webhooks: a hanging endpoint never delays the others (API + worker processes)', function () {
   this.timeout(120_000);
@@ -16,6 +17,7 @@ describe('webhooks: a hanging endpoint never delays the others (API + worker pro
 
   before(async () => {
     gw = await startGateway({
+      workers: 2,
       env: { WORKER_CONCURRENCY: '3', WEBHOOK_ENDPOINT_CONCURRENCY: '1', WEBHOOK_TIMEOUT_MS: '60000', WEBHOOK_RETRY_SCHEDULE: '0.2,0.2,0.2' },
     });
     hanging = await startWebhookTarget(() => 'hang');
