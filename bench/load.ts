@@ -1,0 +1,44 @@
+import autocannon from 'autocannon';
+
+export interface LoadResult {
+  requests: number;
+  rps: number;
+  p50: number;
+  p99: number;
+  /** Connection errors + timeouts + non-2xx answers. */
+  errors: number;
+  non2xx: number;
+}
+
+export interface LoadOptions {
+  url: string;
+  connections: number;
+  /** Seconds; ignored when `amount` is set. */
+  duration?: number;
+  amount?: number;
+  method?: 'GET' | 'POST';
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+/** One autocannon run (a kept load generator, not a hand-written loop), reduced to the figures we report. */
+export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
+  const result = await autocannon({
+    url: opts.url,
+    connections: opts.connections,
+    ...(opts.amount ? { amount: opts.amount } : { duration: opts.duration ?? 10 }),
+    method: opts.method ?? 'GET',
+    headers: opts.headers,
+    body: opts.body,
+    timeout: 30,
+  });
+  const seconds = result.duration || 1;
+  return {
+    requests: result.requests.total,
+    rps: Math.round(result.requests.total / seconds),
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors + result.timeouts + result.non2xx,
+    non2xx: result.non2xx,
+  };
+}

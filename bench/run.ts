@@ -1,0 +1,373 @@
+/**
+ * `npm run bench [-- --quick] [-- --soak-seconds N] [-- --profile]`: PayFlow's figures, each next to a bare baseline
+ * measured in the same invocation on the same machine. Starts the stack on free ports (embedded Postgres,
+ * redis-server, hardhat dev chain, DevUSDC) and real API and worker processes in production mode, prints a table
+ * and writes bench/results/latest.json. See README "Performance".
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '../scripts/devstack/ports.js';
+import { devAccounts } from '../scripts/devstack/chain.js';
+import { call, createTestMerchant, startGateway, stopChild, waitFor, type Gateway } from '../test/support/gateway.js';
+import { stopTestStack } from '../test/support/stack.js';
+import { startWebhookReceiver } from '../test/support/webhookReceiver.js';
+import { runLoad, type LoadOptions, type LoadResult } from './load.js';
+import { benchChainScan, type ScanFigure } from './scanBench.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const profile = args.includes('--profile');
+const argValue = (name: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+/** `--only post,get`: a subset of figures (health, get, post, conns, memory, webhooks, latency, startup, scan). */
+const only = argValue('--only')?.split(',');
+const wants = (figure: string) => !only || only.includes(figure);
+const soakSeconds = Number(argValue('--soak-seconds') ?? process.env.BENCH_SOAK_SECONDS ?? (quick ? 20 : 300));
+/** Postgres connections per process, the same for the API and the baselines. */
+const poolMax = argValue('--pool') ?? '10';
+const duration = quick ? 3 : 10;
+const warmup = quick ? 1 : 3;
+const compareRounds = quick ? 1 : 3;
+const scanLarge = quick ? 100_000 : 1_000_000;
+const scanBlocks = quick ? 2 : 5;
+const latencySamples = quick ? 10 : 40;
+const webhookCount = quick ? 2000 : 10_000;
+const resultsDir = path.join(repoRoot, 'bench/results');
+
+const say = (line: string) => process.stderr.write(`${line}\n`);
+
+interface Row {
+  figure: string;
+  value: string;
+  baseline: string;
+  ratio: number | null;
+  target: string;
+  pass: boolean | null;
+}
+const rows: Row[] = [];
+const raw: Record<string, unknown> = {};
+
+function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Math.round(Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024);
+}
+
+async function startBaseline(mode: 'hello' | 'select' | 'insert', env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'bench/baselineServer.ts')], {
+    env: { PATH: process.env.PATH ?? '', ...env, BASELINE: mode, PORT: String(port) },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.once('message', () => resolve());
+    child.once('exit', (code) => reject(new Error(`baseline ${mode} exited with ${code}`)));
+  });
+  return { url: `http://127.0.0.1:${port}`, child };
+}
+
+/**
+ * Warm-up of both, then `rounds` alternating runs (baseline, PayFlow, baseline, …): on a shared machine the load
+ * from other processes drifts, and alternating puts both sides under the same drift. The round with the median
+ * ratio is reported; every round is kept in the raw results.
+ */
+async function compare(base: LoadOptions, api: LoadOptions): Promise<{ a: LoadResult; b: LoadResult; ratio: number; rounds: { a: LoadResult; b: LoadResult; ratio: number }[] }> {
+  await runLoad({ ...base, duration: warmup, amount: undefined });
+  await runLoad({ ...api, duration: warmup, amount: undefined });
+  const rounds = [];
+  for (let i = 0; i < compareRounds; i++) {
+    const b = await runLoad(base);
+    const a = await runLoad(api);
+    rounds.push({ a, b, ratio: ratio(a.rps, b.rps) });
+  }
+  const median = [...rounds].sort((x, y) => x.ratio - y.ratio)[Math.floor(rounds.length / 2)];
+  return { ...median, rounds };
+}
+
+const fmt = (r: LoadResult) => `${r.rps} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms`;
+const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100;
+
+async function main() {
+  const started = Date.now();
+  say(`payflow bench (${quick ? 'quick' : 'full'}; soak ${soakSeconds} s) — starting the stack…`);
+  const profileDir = path.join(resultsDir, 'profiles');
+  if (profile) mkdirSync(profileDir, { recursive: true });
+  const gw: Gateway = await startGateway({
+    workers: 1,
+    env: {
+      NODE_ENV: 'production',
+      LOG_LEVEL: 'warn',
+      LOG_PRETTY: 'false',
+      DATABASE_POOL_MAX: poolMax,
+      EXPIRY_SWEEP_INTERVAL_MS: '2000',
+      OUTBOX_POLL_INTERVAL_MS: '1000',
+      WEBHOOK_RETRY_SCHEDULE: '1,2,5',
+      // Limits stay in the request path (their Redis round trips are part of the cost) but never throttle the load.
+      RATE_LIMIT_READ: '10000000',
+      RATE_LIMIT_WRITE: '10000000',
+      RATE_LIMIT_PER_IP: '10000000',
+      ...(profile ? { NODE_OPTIONS: `--import ${path.join(repoRoot, 'bench/cpuProfile.mjs')}`, BENCH_PROFILE_DIR: profileDir } : {}),
+    },
+  });
+  const baselineEnv = { DATABASE_URL: gw.databaseUrl, REDIS_URL: gw.stack.redisUrl, DATABASE_POOL_MAX: poolMax };
+  const merchant = await createTestMerchant(gw, 'Bench Shop');
+  const auth = { authorization: `Bearer ${merchant.api_key}` };
+  const json = { 'content-type': 'application/json' };
+  const paymentBody = JSON.stringify({ amount: '0.05', currency: 'ETH', order_id: 'bench-order', metadata: { cart: '42' } });
+
+  try {
+    // --- GET /health vs bare node:http
+    if (wants('health')) {
+      say('GET /health vs bare node:http…');
+      const base = await startBaseline('hello', baselineEnv);
+      const { a, b, ratio: r, rounds } = await compare({ url: `${base.url}/health`, connections: 64, duration }, { url: `${gw.apiUrl}/health`, connections: 64, duration });
+      await stopChild(base.child);
+      raw.health = { api: a, baseline: b, rounds };
+      rows.push({ figure: 'GET /health (64 conns)', value: fmt(a), baseline: fmt(b), ratio: r, target: '≥ 0.8×', pass: r >= 0.8 && a.errors === 0 });
+    }
+
+    // --- GET /api/v1/payments/:id vs node:http + one pg SELECT
+    const created = await call(gw, 'POST', '/api/v1/payments', { auth: merchant.api_key, body: JSON.parse(paymentBody) });
+    if (created.status !== 201) throw new Error(`cannot create a payment: ${created.status} ${JSON.stringify(created.body)}\n${gw.logs().slice(-3000)}`);
+    const paymentId = created.body.id as string;
+    if (wants('get')) {
+      say('GET /api/v1/payments/:id vs node:http + pg SELECT…');
+      const base = await startBaseline('select', baselineEnv);
+      const { a, b, ratio: r, rounds } = await compare(
+        { url: `${base.url}/payments/${paymentId}`, connections: 64, duration },
+        { url: `${gw.apiUrl}/api/v1/payments/${paymentId}`, connections: 64, duration, headers: auth },
+      );
+      await stopChild(base.child);
+      raw.getPayment = { api: a, baseline: b, rounds };
+      rows.push({ figure: 'GET /api/v1/payments/:id (64 conns)', value: fmt(a), baseline: fmt(b), ratio: r, target: '≥ 0.7×, p99 ≤ 20 ms', pass: r >= 0.7 && a.p99 <= 20 && a.errors === 0 });
+    }
+
+    // --- POST /api/v1/payments vs node:http + one pg INSERT + one BullMQ add
+    if (wants('post')) {
+      say('POST /api/v1/payments vs node:http + pg INSERT + BullMQ add…');
+      const base = await startBaseline('insert', baselineEnv);
+      const { a, b, ratio: r, rounds } = await compare(
+        { url: `${base.url}/payments`, connections: 64, duration, method: 'POST', headers: json, body: paymentBody },
+        { url: `${gw.apiUrl}/api/v1/payments`, connections: 64, duration, method: 'POST', headers: { ...auth, ...json }, body: paymentBody },
+      );
+      await stopChild(base.child);
+      raw.createPayment = { api: a, baseline: b, rounds };
+      rows.push({ figure: 'POST /api/v1/payments (64 conns)', value: fmt(a), baseline: fmt(b), ratio: r, target: '≥ 0.7×, p99 ≤ 50 ms', pass: r >= 0.7 && a.p99 <= 50 && a.errors === 0 });
+    }
+
+    // --- 2,000 concurrent keep-alive connections on reads
+    if (wants('conns')) {
+      say('2,000 concurrent keep-alive connections on GET /api/v1/payments/:id…');
+      const a = await runLoad({ url: `${gw.apiUrl}/api/v1/payments/${paymentId}`, connections: 2000, duration: Math.max(duration, 5), headers: auth });
+      raw.connections2000 = a;
+      rows.push({ figure: '2,000 keep-alive conns on reads', value: `${a.requests} requests, ${a.errors} errors, p99 ${a.p99} ms`, baseline: '—', ratio: null, target: '0 errors', pass: a.errors === 0 });
+    }
+
+    // --- RSS after 100k requests, then growth over the soak
+    if (wants('memory')) {
+      say('100,000 requests, then API RSS…');
+      await runLoad({ url: `${gw.apiUrl}/api/v1/payments/${paymentId}`, connections: 64, amount: 100_000, headers: auth });
+      const after100k = rssMb(gw.api.pid!);
+      say(`soak: ${soakSeconds} s of mixed reads and writes…`);
+      const samples: { t: number; rssMb: number }[] = [{ t: 0, rssMb: after100k }];
+      const soakStart = Date.now();
+      const sampler = setInterval(() => samples.push({ t: Math.round((Date.now() - soakStart) / 1000), rssMb: rssMb(gw.api.pid!) }), 5000);
+      const [reads, writes] = await Promise.all([
+        runLoad({ url: `${gw.apiUrl}/api/v1/payments/${paymentId}`, connections: 24, duration: soakSeconds, headers: auth }),
+        runLoad({ url: `${gw.apiUrl}/api/v1/payments`, connections: 4, duration: soakSeconds, method: 'POST', headers: { ...auth, ...json }, body: paymentBody }),
+      ]);
+      clearInterval(sampler);
+      const end = rssMb(gw.api.pid!);
+      samples.push({ t: soakSeconds, rssMb: end });
+      const growth = Math.round(((end - after100k) / after100k) * 1000) / 10;
+      raw.memory = { after100kMb: after100k, soakEndMb: end, growthPercent: growth, soakSeconds, samples, soakReads: reads, soakWrites: writes };
+      rows.push({ figure: 'API RSS after 100k requests', value: `${after100k} MB`, baseline: '—', ratio: null, target: '≤ 200 MB', pass: after100k <= 200 });
+      rows.push({ figure: `API RSS growth over a ${soakSeconds} s soak`, value: `${growth >= 0 ? '+' : ''}${growth} % (${after100k} → ${end} MB, ${reads.requests + writes.requests} requests, ${reads.errors + writes.errors} errors)`, baseline: '—', ratio: null, target: '≤ +10 %', pass: growth <= 10 });
+    }
+
+    // --- webhook deliveries/s vs BullMQ job + plain HTTP POST
+    const receiver = await startWebhookReceiver();
+    try {
+      const endpoint = await call(gw, 'POST', '/api/v1/webhook-endpoints', { auth: merchant.api_key, body: { url: receiver.url, events: ['payment.confirmed'] } });
+      if (endpoint.status !== 201) throw new Error(`cannot create a webhook endpoint: ${endpoint.status} ${JSON.stringify(endpoint.body)}`);
+      if (wants('webhooks')) {
+        say(`webhook deliveries/s (${webhookCount}) vs BullMQ + plain POST…`);
+        const baseOut = await new Promise<string>((resolve, reject) => {
+          const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'bench/baselineWebhooks.ts')], {
+            env: { PATH: process.env.PATH ?? '', REDIS_URL: gw.stack.redisUrl, RECEIVER_URL: receiver.url, COUNT: String(webhookCount), WORKER_CONCURRENCY: '10' },
+            stdio: ['ignore', 'pipe', 'inherit'],
+          });
+          let out = '';
+          child.stdout!.on('data', (c) => (out += c));
+          child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`webhook baseline exited ${code}`))));
+        });
+        const baselineRate = Math.round(webhookCount / (JSON.parse(baseOut).elapsedMs / 1000));
+        const before = receiver.received.length;
+        const t0 = performance.now();
+        // Events written the way recordEvent writes them (event + delivery + outbox row), in one transaction.
+        await gw.db.transaction(async (trx) => {
+          await trx.raw(
+            `INSERT INTO events (id, merchant_id, type, data)
+             SELECT 'evt_bench' || i, ?, 'payment.confirmed', jsonb_build_object('id', 'pay_bench' || i, 'amount', '0.05') FROM generate_series(1, ?) i`,
+            [merchant.id, webhookCount],
+          );
+          await trx.raw(`INSERT INTO webhook_deliveries (id, event_id, endpoint_id) SELECT 'whd_bench' || i, 'evt_bench' || i, ? FROM generate_series(1, ?) i`, [endpoint.body.id, webhookCount]);
+          await trx.raw(
+            `INSERT INTO outbox (queue, job_name, job_id, payload, run_at)
+             SELECT 'webhooks', 'deliver', 'whd_bench' || i || '-0', jsonb_build_object('deliveryId', 'whd_bench' || i), now() FROM generate_series(1, ?) i`,
+            [webhookCount],
+          );
+          await trx.raw('NOTIFY payflow_outbox');
+        });
+        await waitFor(async () => {
+          const [{ n }] = await gw.db('webhook_deliveries').where('id', 'like', 'whd_bench%').where({ status: 'succeeded' }).count({ n: '*' });
+          return Number(n) === webhookCount;
+        }, 600_000, () => 'webhook deliveries did not finish');
+        const rate = Math.round(webhookCount / ((performance.now() - t0) / 1000));
+        raw.webhooks = { count: webhookCount, deliveriesPerSecond: rate, baselinePerSecond: baselineRate, received: receiver.received.length - before };
+        const r = ratio(rate, baselineRate);
+        rows.push({ figure: 'webhook deliveries/s (local receiver)', value: `${rate}/s`, baseline: `${baselineRate}/s`, ratio: r, target: '≥ 0.5×', pass: r >= 0.5 });
+      }
+
+      // --- block mined → payment.confirmed webhook received (1 confirmation, light load)
+      if (wants('latency')) {
+        say(`block mined → payment.confirmed received (${latencySamples} payments)…`);
+        const payer = devAccounts(10)[8].address;
+        const latencies: number[] = [];
+        await rpc(gw, 'evm_setAutomine', [false]);
+        try {
+          for (let i = 0; i < latencySamples; i++) {
+            const p = await call(gw, 'POST', '/api/v1/payments', { auth: merchant.api_key, body: { amount: '0.001', currency: 'ETH', confirmations: 1 } });
+            await rpc(gw, 'eth_sendTransaction', [{ from: payer, to: p.body.address, value: '0x38d7ea4c68000', gas: '0x5208' }]);
+            await new Promise((r) => setTimeout(r, Math.random() * 400)); // vary the phase against the scanner's poll
+            const t0 = Date.now();
+            await rpc(gw, 'evm_mine', []);
+            const hit = await waitFor(
+              async () => receiver.received.find((w) => w.receivedAt >= t0 && w.body.includes(p.body.id) && w.body.includes('"payment.confirmed"')),
+              30_000,
+              () => `no payment.confirmed for ${p.body.id}\n${gw.logs().slice(-3000)}`,
+            );
+            latencies.push(hit.receivedAt - t0);
+          }
+        } finally {
+          await rpc(gw, 'evm_setAutomine', [true]);
+        }
+        const sorted = [...latencies].sort((a, b) => a - b);
+        const pct = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
+        const interval = 400; // startGateway configures block_time 0.4 s for the test chain
+        raw.confirmLatency = { samplesMs: latencies, p50: pct(0.5), p99: pct(0.99), blockIntervalMs: interval };
+        rows.push({ figure: 'block mined → payment.confirmed received', value: `p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms`, baseline: `block interval ${interval} ms`, ratio: null, target: `p99 ≤ ${interval + 500} ms`, pass: pct(0.99) <= interval + 500 });
+      }
+    } finally {
+      await receiver.close();
+    }
+
+    // --- API process start → /health 200 (services up)
+    if (wants('startup')) {
+      say('API start → /health 200…');
+      const times: number[] = [];
+      for (let i = 0; i < (quick ? 2 : 5); i++) {
+        const port = await freePort();
+        const t0 = performance.now();
+        const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'api/main.ts')], {
+          env: { ...gw.env, NODE_OPTIONS: '', PORT: String(port) },
+          stdio: 'ignore',
+        });
+        try {
+          await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/health`)).ok, 30_000);
+          times.push(Math.round(performance.now() - t0));
+        } finally {
+          await stopChild(child);
+        }
+      }
+      const median = [...times].sort((a, b) => a - b)[Math.floor(times.length / 2)];
+      raw.startup = { samplesMs: times, medianMs: median };
+      rows.push({ figure: 'API process start → /health 200', value: `${median} ms (median of ${times.length})`, baseline: '—', ratio: null, target: '≤ 1000 ms', pass: median <= 1000 });
+    }
+
+    // --- chain scan per block vs open payments (the workers are stopped so the timed scans run alone)
+    if (wants('scan')) {
+      say('chain scan per block of 500 transfers, 1,000 vs many open payments…');
+      await Promise.all(gw.workers.map((w) => stopChild(w)));
+      const scans: ScanFigure[] = [];
+      for (const open of [1000, scanLarge]) {
+        scans.push(
+          await benchChainScan({ adminDatabaseUrl: gw.stack.databaseUrl, rpcUrl: gw.stack.rpcUrl, chainId: gw.stack.chainId, usdcAddress: gw.stack.usdcAddress, open, blocks: scanBlocks, onProgress: say }),
+        );
+      }
+      raw.chainScan = scans;
+      const r = ratio(scans[1].medianMs, scans[0].medianMs);
+      rows.push({
+        figure: `chain scan per block (500 transfers), 1,000 vs ${scanLarge.toLocaleString('en')} open`,
+        value: `${scans[1].medianMs} ms at ${scanLarge.toLocaleString('en')}`,
+        baseline: `${scans[0].medianMs} ms at 1,000`,
+        ratio: r,
+        target: '≤ 1.5× apart',
+        pass: r <= 1.5,
+      });
+    }
+  } finally {
+    await gw.stop();
+    await stopTestStack();
+  }
+
+  printTable();
+  const commit = (() => {
+    try {
+      const sha = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: repoRoot }).toString().trim();
+      const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: repoRoot }).toString().trim() !== '';
+      return { sha, dirty };
+    } catch {
+      return null;
+    }
+  })();
+  const result = {
+    mode: quick ? 'quick' : 'full',
+    startedAt: new Date(started).toISOString(),
+    durationSeconds: Math.round((Date.now() - started) / 1000),
+    commit,
+    machine: {
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model,
+      memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+      loadAverage: os.loadavg(),
+      node: process.version,
+      platform: `${os.platform()} ${os.release()}`,
+    },
+    settings: { poolMax: Number(poolMax), compareRounds, duration, warmup, soakSeconds, scanLarge, scanBlocks, latencySamples, webhookCount },
+    rows,
+    raw,
+  };
+  mkdirSync(resultsDir, { recursive: true });
+  writeFileSync(path.join(resultsDir, 'latest.json'), JSON.stringify(result, null, 2));
+  say(`\nwrote bench/results/latest.json (${result.durationSeconds} s)`);
+}
+
+async function rpc(gw: Gateway, method: string, params: unknown[]) {
+  const res = await fetch(gw.stack.rpcUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) });
+  const body = (await res.json()) as { result?: unknown; error?: { message: string } };
+  if (body.error) throw new Error(`${method}: ${body.error.message}`);
+  return body.result;
+}
+
+function printTable() {
+  const header = ['figure', 'PayFlow', 'baseline', 'ratio', 'target', ''];
+  const lines = rows.map((r) => [r.figure, r.value, r.baseline, r.ratio === null ? '—' : `${r.ratio}×`, r.target, r.pass ? 'ok' : 'MISSED']);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join(' │ ');
+  process.stdout.write(`\n${line(header)}\n${widths.map((w) => '─'.repeat(w)).join('─┼─')}\n${lines.map(line).join('\n')}\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  async (err) => {
+    say(`bench failed: ${err instanceof Error ? err.stack : String(err)}`);
+    await stopTestStack().catch(() => {});
+    process.exit(1);
+  },
+);
