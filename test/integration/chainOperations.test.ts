@@ -116,8 +116,10 @@ describe('chain correctness: chains, finality tags, backfill, RPC faults, many w
       await two.sendUsdc(1, p2.address, 3_000_000n);
       await two.mine(1);
       await waitAllStatus(gw, m.api_key, [p1.id], 'confirmed');
+      await waitAllStatus(gw, m.api_key, [p2.id], 'confirming');
+      await waitFor(async () => Number((await gw.db('chain_cursors').where({ chain_id: 31338 }).first()).next_block) > (await two.head()), 20_000);
       const mid = (await call(gw, 'GET', `/api/v1/payments/${p2.id}`, { auth: m.api_key })).body;
-      expect(mid.status).to.equal('confirming'); // 2 of 3 confirmations on the second chain
+      expect(mid.status).to.equal('confirming'); // scanned 2 of 3 confirmations on the second chain: not final
       await two.sendEth(1, p3.address, ETH(10)); // a third block on chain 31338
       await two.mine(2);
       await waitAllStatus(gw, m.api_key, [p1.id, p2.id, p3.id], 'confirmed');
