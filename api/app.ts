@@ -12,6 +12,9 @@ import { chainRoutes } from './routes/chains.js';
 import { paymentRoutes } from './routes/payments.js';
 import { paymentResolutionRoutes } from './routes/paymentResolution.js';
 import { webhookEndpointRoutes } from './routes/webhookEndpoints.js';
+import { httpMetrics, metricsRoutes } from './routes/opsMetrics.js';
+import { readyRoutes } from './routes/opsReady.js';
+import { bullBoard } from './routes/opsBullBoard.js';
 import { webhookDeliveryRoutes } from './routes/webhookDeliveries.js';
 import { checkoutRoutes } from './routes/checkout.js';
 
@@ -21,7 +24,12 @@ export function createApp(deps: ApiDeps): Koa {
   app.silent = true; // errors are logged by errorHandler, once, with the request id
 
   app.use(requestContext(deps.log));
+  app.use(httpMetrics());
   app.use(errorHandler());
+  // Ops routes come before the JSON body parser: Bull Board parses its own bodies.
+  app.use(bullBoard(deps));
+  app.use(metricsRoutes(deps.config.metricsToken).routes());
+  app.use(readyRoutes(deps).routes());
   app.use(jsonBody());
 
   const health = healthRoutes();

@@ -2,6 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import type { Config } from '../shared/config.js';
 import type { Db } from '../shared/db.js';
 import type { Logger } from '../shared/logger.js';
+import type { Queues, RedisConnection } from '../shared/queues/redis.js';
 import type { DepositWallet } from '../shared/wallet/hdWallet.js';
 
 /** What the HTTP layer needs; built once in api/main.ts (or by a test). */
@@ -11,4 +12,10 @@ export interface ApiDeps {
   wallet: DepositWallet;
   log: Logger;
   jwtKey: KeyObject;
+  /** Producer connection (fails fast when Redis is down): readiness, Bull Board, rate limits. */
+  redis: RedisConnection;
+  /** The BullMQ queues, for Bull Board and queue-depth metrics. */
+  queues: Queues;
+  /** True once SIGTERM arrived: /ready answers 503 so load balancers stop routing here. */
+  isStopping?: () => boolean;
 }

@@ -1,7 +1,10 @@
 import { createServer } from 'node:http';
+import { Server as NetServer } from 'node:net';
 import { loadConfigOrExit } from '../shared/config.js';
 import { createDb } from '../shared/db.js';
 import { createLogger } from '../shared/logger.js';
+import { registerSampledMetrics, setMetricsService } from '../shared/metrics.js';
+import { closeQueues, createQueues, createRedis } from '../shared/queues/redis.js';
 import { createDepositWallet } from '../shared/wallet/hdWallet.js';
 import { createApp } from './app.js';
 import { jwtKey } from './auth/merchantAuth.js';
@@ -10,23 +13,51 @@ import { jwtKey } from './auth/merchantAuth.js';
 const config = loadConfigOrExit();
 const log = createLogger({ level: config.logLevel, pretty: config.logPretty, name: 'api' });
 const db = createDb(config.databaseUrl, config.databasePoolMax, 'payflow-api');
-const app = createApp({ config, db, log, wallet: createDepositWallet(config.hdMnemonic), jwtKey: jwtKey(config.jwtSecret) });
+const redis = createRedis(config.redisUrl, 'producer');
+const queues = createQueues(redis, config.queuePrefix);
+setMetricsService('api');
+registerSampledMetrics({ db, queues });
+let stopping = false;
+const app = createApp({
+  config,
+  db,
+  log,
+  wallet: createDepositWallet(config.hdMnemonic),
+  jwtKey: jwtKey(config.jwtSecret),
+  redis,
+  queues,
+  isStopping: () => stopping,
+});
 
-const server = createServer(app.callback());
+const handle = app.callback();
+const server = createServer((req, res) => {
+  // While draining, tell keep-alive clients not to reuse this connection: their next request opens a new one
+  // (to another instance) instead of racing our close and seeing a reset.
+  if (stopping) res.setHeader('Connection', 'close');
+  void handle(req, res);
+});
 server.keepAliveTimeout = 65_000; // longer than common load balancer idle timeouts, so they close first
 server.listen(config.port, () => log.info({ port: config.port }, 'api listening'));
 
-let stopping = false;
+/** How long keep-alive connections may still bring a (last) request after SIGTERM. */
+const IDLE_CONNECTION_DRAIN_MS = 1000;
+
 async function shutdown(signal: string) {
   if (stopping) return;
   stopping = true;
   log.info({ signal }, 'api shutting down');
-  server.close();
+  // Stop accepting connections but keep the open keep-alive ones for a moment: a request arriving on one now is
+  // answered with `Connection: close` (above) instead of racing our close and seeing a reset. net.Server's close
+  // does exactly that; http.Server's would also drop idle connections at once. Then drop those still idle.
+  const closed = new Promise((resolve) => server.once('close', resolve));
+  NetServer.prototype.close.call(server);
+  await new Promise((resolve) => setTimeout(resolve, IDLE_CONNECTION_DRAIN_MS));
   server.closeIdleConnections();
   const force = setTimeout(() => server.closeAllConnections(), 20_000);
-  await new Promise((resolve) => server.once('close', resolve));
+  await closed;
   clearTimeout(force);
-  await db.destroy();
+  await closeQueues(queues).catch(() => {});
+  await Promise.all([db.destroy(), redis.quit().catch(() => {})]);
   log.info('api stopped');
   process.exit(0);
 }

@@ -124,6 +124,8 @@ async function main() {
     HD_MNEMONIC: process.env.HD_MNEMONIC || secrets.hdMnemonic,
     PORT: String(apiPort),
     ALLOW_PRIVATE_WEBHOOK_URLS: process.env.ALLOW_PRIVATE_WEBHOOK_URLS ?? 'true',
+    // Another program on 9091 must not stop the local worker: take the first free port from there.
+    ...(process.env.WORKER_METRICS_PORT || process.env.WORKER_METRICS_PORT_RANGE ? {} : { WORKER_METRICS_PORT_RANGE: '9091-9190' }),
   };
   for (const [name, entry] of [['api', 'api/main.ts'], ['worker', 'workers/main.ts']] as const) {
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, entry)], { env, stdio: 'inherit', cwd: repoRoot });
@@ -141,7 +143,9 @@ async function main() {
   say('');
   say('PayFlow is running.');
   say(`  API          ${base}/api/v1`);
-  say(`  Bull Board   ${base}/admin/queues   (Authorization: Bearer <admin token>)`);
+  say(`  Bull Board   ${base}/admin/queues   (browser login: ${process.env.BULL_BOARD_USER || 'admin'} / ${process.env.BULL_BOARD_PASSWORD || adminToken})`);
+  say(`  metrics      ${base}/metrics, and the worker's on the first free port from 9091   (Bearer ${process.env.METRICS_TOKEN || adminToken})`);
+  say(`  readiness    ${base}/ready`);
   say(`  admin token  ${adminToken}`);
   say(`  demo API key ${secrets.demoApiKey}   (merchant "Demo Shop")`);
   say('');

@@ -67,6 +67,15 @@ export interface Config {
   workerQueues: string[];
   workerConcurrency: number;
   trustProxy: boolean;
+  /** Token for /metrics (Bearer, or Basic with any user); default: the admin token. */
+  metricsToken: string;
+  /** HTTP Basic credentials for Bull Board at /admin/queues, so a browser can log in; password default: the admin token. */
+  bullBoardUser: string;
+  bullBoardPassword: string;
+  /** Ports a worker may bind its /metrics server to: the first free one is taken. [p, p] for one port; [0, 0] = any. */
+  workerMetricsPorts: [number, number];
+  /** How long a worker waits for active jobs on SIGTERM before handing them back to the queue. */
+  workerShutdownGraceMs: number;
   /** Absolute base URL customers reach the API at; checkout pages are `${publicUrl}/pay/<id>` (no trailing slash). */
   publicUrl: string;
   /** Requests per minute one client IP may make to the public checkout pages. */
@@ -225,8 +234,8 @@ export function loadConfig(env: Env = process.env): Config {
     checkoutRateLimit: int(env, 'CHECKOUT_RATE_LIMIT', 300, 1, 1_000_000),
     databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
     databasePoolMax: int(env, 'DATABASE_POOL_MAX', 10, 1, 1000),
-    redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
-    queuePrefix: str(env, 'QUEUE_PREFIX', 'payflow'),
+    redisUrl: redisUrl(env),
+    queuePrefix: queuePrefix(env),
     adminToken,
     jwtSecret,
     jwtTtlSeconds: int(env, 'JWT_TTL_SECONDS', 900, 30, 86400),
@@ -247,7 +256,61 @@ export function loadConfig(env: Env = process.env): Config {
     workerQueues: queues,
     workerConcurrency: int(env, 'WORKER_CONCURRENCY', 10, 1, 1000),
     trustProxy: bool(env, 'TRUST_PROXY', false),
+    metricsToken: secret(env, 'METRICS_TOKEN', adminToken),
+    bullBoardUser: str(env, 'BULL_BOARD_USER', 'admin'),
+    bullBoardPassword: secret(env, 'BULL_BOARD_PASSWORD', adminToken),
+    workerMetricsPorts: portRange(env),
+    workerShutdownGraceMs: int(env, 'WORKER_SHUTDOWN_GRACE_MS', 25_000, 0, 600_000),
   };
+}
+
+function secret(env: Env, name: string, fallback: string): string {
+  const value = str(env, name, fallback);
+  if (value.length < 16) throw new ConfigError(name, 'must be at least 16 characters');
+  return value;
+}
+
+/**
+ * REDIS_URL is a redis:// or rediss:// URL, or `redis+cluster://host:port,host:port` (`rediss+cluster://` for TLS)
+ * naming seed nodes of a Redis Cluster; see shared/queues/redis.ts.
+ */
+function redisUrl(env: Env): string {
+  const value = str(env, 'REDIS_URL');
+  const cluster = /^rediss?\+cluster:\/\/(?:[^@/]*@)?([^/?#]+)/.exec(value);
+  if (cluster) {
+    if (!cluster[1].split(',').every((node) => /^[A-Za-z0-9.\-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(node))) {
+      throw new ConfigError('REDIS_URL', 'cluster nodes must be host:port, separated by commas');
+    }
+    return value;
+  }
+  return url(env, 'REDIS_URL', ['redis:', 'rediss:']);
+}
+
+/**
+ * On a Redis Cluster every key of a queue must hash to one slot (BullMQ's scripts touch several keys at once), so
+ * the prefix must carry a hash tag: `{payflow}`. All queues then live on one shard; that is what BullMQ documents.
+ */
+function queuePrefix(env: Env): string {
+  const cluster = /^rediss?\+cluster:/.test(env.REDIS_URL ?? '');
+  const prefix = str(env, 'QUEUE_PREFIX', cluster ? '{payflow}' : 'payflow');
+  if (cluster && !/\{[^{}]+\}/.test(prefix)) {
+    throw new ConfigError('QUEUE_PREFIX', `must contain a hash tag such as "{payflow}" on a Redis Cluster, got "${prefix}"`);
+  }
+  return prefix;
+}
+
+/** WORKER_METRICS_PORT_RANGE ("9091-9099") wins over WORKER_METRICS_PORT (one port; 0 = any free port). */
+function portRange(env: Env): [number, number] {
+  const range = env.WORKER_METRICS_PORT_RANGE;
+  if (range) {
+    const m = /^(\d{1,5})-(\d{1,5})$/.exec(range);
+    if (!m || Number(m[1]) < 1 || Number(m[2]) > 65535 || Number(m[1]) > Number(m[2])) {
+      throw new ConfigError('WORKER_METRICS_PORT_RANGE', `must be "first-last" with 1 <= first <= last <= 65535, got "${range}"`);
+    }
+    return [Number(m[1]), Number(m[2])];
+  }
+  const port = int(env, 'WORKER_METRICS_PORT', 9091, 0, 65535);
+  return [port, port];
 }
 
 /** Loads config or prints the one-line reason and exits: used by process entry points. */

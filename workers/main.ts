@@ -10,6 +10,22 @@ import { expireDuePayments } from './payments/expirePayments.js';
 import { deliverWebhook } from './webhooks/deliverWebhook.js';
 import { startOutboxRelay } from './outbox/relayOutbox.js';
 import { startMaintenance } from './maintenance.js';
+import { startMetricsServer } from './metricsServer.js';
+import {
+  chainHead,
+  chainHeadLag,
+  chainReorgs,
+  chainScannedBlock,
+  outboxRelayLag,
+  outboxRelayed,
+  registerSampledMetrics,
+  rpcObserver,
+  setMetricsService,
+  transfersDetected,
+  webhookAttemptDuration,
+  webhookDeliveries,
+} from '../shared/metrics.js';
+import type { StepResult } from './chain/scanChain.js';
 
 /**
  * The `worker` process: consumes the queues in WORKER_QUEUES, relays the outbox, and keeps the job schedulers in
@@ -20,7 +36,22 @@ const log = createLogger({ level: config.logLevel, pretty: config.logPretty, nam
 const db = createDb(config.databaseUrl, config.databasePoolMax, 'payflow-worker');
 const producer = createRedis(config.redisUrl, 'producer');
 const queues = createQueues(producer, config.queuePrefix);
-const rpcs = new Map(config.chains.map((c) => [c.chainId, createRpcClient(c.rpcUrl)]));
+const rpcs = new Map(config.chains.map((c) => [c.chainId, createRpcClient(c.rpcUrl, { observer: rpcObserver(c.chainId) })]));
+setMetricsService('worker');
+registerSampledMetrics({ db, queues });
+const metricsServer = await startMetricsServer({ ports: config.workerMetricsPorts, token: config.metricsToken, log });
+
+function observeScanStep(s: StepResult) {
+  const chain_id = String(s.chainId);
+  chainHead.set({ chain_id }, s.head);
+  chainScannedBlock.set({ chain_id }, s.scannedTip);
+  chainHeadLag.set({ chain_id }, Math.max(0, s.head - s.scannedTip));
+  if (s.transfers > 0) transfersDetected.inc({ chain_id }, s.transfers);
+  if (s.reorgDepth > 0) chainReorgs.inc({ chain_id });
+}
+
+/** The request that caused a job (X-Request-Id), on every log line the job writes. */
+const jobLog = (job: Job) => log.child({ queue: job.queueName, jobId: job.id, ...(job.data?.requestId ? { requestId: job.data.requestId } : {}) });
 
 // Fails fast on a node that serves another chain than the database follows (see ensureCursor).
 for (const chain of config.chains) {
@@ -38,13 +69,30 @@ const handlers: Record<QueueName, (job: Job) => Promise<unknown>> = {
     if (!chain) return 'unknown chain';
     const rpc = rpcs.get(chain.chainId)!;
     await ensureCursor(db, rpc, chain);
-    return scanChain({ db, rpc, chain, log });
+    return scanChain({ db, rpc, chain, log, onStep: observeScanStep });
   },
   [QUEUES.payments]: async (job) => {
     if (job.name === 'expire') return expireDuePayments(db);
     return undefined;
   },
-  [QUEUES.webhooks]: async (job) => deliverWebhook({ db, config, log }, job.data.deliveryId),
+  [QUEUES.webhooks]: async (job) => {
+    const jlog = jobLog(job);
+    const outcome = await deliverWebhook(
+      {
+        db,
+        config,
+        log: jlog,
+        onAttempt: (o, seconds) => {
+          webhookDeliveries.inc({ outcome: o });
+          webhookAttemptDuration.observe({ outcome: o }, seconds);
+        },
+      },
+      job.data.deliveryId,
+    );
+    if (outcome === 'skipped') webhookDeliveries.inc({ outcome });
+    jlog.debug({ deliveryId: job.data.deliveryId, outcome }, 'webhook job done');
+    return outcome;
+  },
 };
 
 const workerConnection = createRedis(config.redisUrl, 'worker');
@@ -57,11 +105,21 @@ const workers = config.workerQueues.map(
     }),
 );
 for (const w of workers) {
-  w.on('failed', (job, err) => log.warn({ queue: w.name, job: job?.name, jobId: job?.id, err: err.message }, 'job failed'));
+  w.on('failed', (job, err) => (job ? jobLog(job) : log).warn({ queue: w.name, job: job?.name, jobId: job?.id, err: err.message }, 'job failed'));
   w.on('error', (err) => log.debug({ queue: w.name, err: err.message }, 'worker connection error'));
 }
 
-const relay = startOutboxRelay({ db, databaseUrl: config.databaseUrl, queues, log, pollIntervalMs: config.outboxPollIntervalMs });
+const relay = startOutboxRelay({
+  db,
+  databaseUrl: config.databaseUrl,
+  queues,
+  log,
+  pollIntervalMs: config.outboxPollIntervalMs,
+  onBatch: (r) => {
+    outboxRelayed.inc(r.relayed);
+    outboxRelayLag.set(r.oldestLagSeconds);
+  },
+});
 const maintenance = startMaintenance({ config, db, queues, log });
 log.info({ queues: config.workerQueues, chains: config.chains.map((c) => c.chainId) }, 'worker started');
 
@@ -70,11 +128,26 @@ async function shutdown(signal: string) {
   if (stopping) return;
   stopping = true;
   log.info({ signal }, 'worker shutting down');
-  // Stop taking jobs and let active ones finish; a job cut off by the platform's kill is retried elsewhere.
-  await Promise.all(workers.map((w) => w.close()));
+  // Stop taking jobs and let active ones finish within the grace. Past it, close without waiting: the jobs still
+  // active keep no lock renewal, so BullMQ's stalled-job check hands them to another worker (every job is
+  // idempotent, so a half-done attempt is simply redone). Inside Heroku's 30 s between SIGTERM and SIGKILL.
+  const drained = Promise.all(workers.map((w) => w.close()));
+  let graceTimer: NodeJS.Timeout | undefined;
+  const inGrace = await Promise.race([
+    drained.then(() => true),
+    new Promise<boolean>((resolve) => {
+      graceTimer = setTimeout(() => resolve(false), config.workerShutdownGraceMs);
+    }),
+  ]);
+  clearTimeout(graceTimer);
+  if (!inGrace) {
+    log.warn({ graceMs: config.workerShutdownGraceMs }, 'active jobs did not finish within the grace; releasing them');
+    await Promise.all(workers.map((w) => w.close(true).catch(() => {})));
+  }
   await Promise.all([relay.stop(), maintenance.stop()]);
   await closeQueues(queues);
   await Promise.all([producer.quit().catch(() => {}), workerConnection.quit().catch(() => {}), db.destroy()]);
+  await metricsServer.close();
   log.info('worker stopped');
   process.exit(0);
 }

@@ -2,6 +2,7 @@ import type { Tx } from '../db.js';
 import { newId } from '../ids.js';
 import { enqueueInTx } from '../outbox/enqueue.js';
 import { QUEUES } from '../queues/names.js';
+import { countPaymentEventOnCommit } from '../metrics.js';
 
 export interface EventRecord {
   id: string;
@@ -41,5 +42,6 @@ export async function recordEvent(
       })),
     );
   }
+  countPaymentEventOnCommit(trx, e.type, e.data);
   return { id, type: e.type, created_at: (row.created_at as Date).toISOString(), data: e.data };
 }

@@ -1,0 +1,149 @@
+import { expect } from 'chai';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { call, createTestMerchant, startGateway, stopChild, waitFor, type Gateway } from '../support/gateway.js';
+import { freePort } from '../../scripts/devstack/ports.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** A webhook endpoint that answers after `delayMs` (or never), recording each event id it was sent. */
+async function slowReceiver(delayMs: number | 'never') {
+  const seen: string[] = [];
+  let inFlight = 0;
+  const server: Server = createServer((req, res) => {
+    inFlight++;
+    const chunks: Buffer[] = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      if (delayMs === 'never') return;
+      setTimeout(() => {
+        seen.push(String(req.headers['webhook-id']));
+        inFlight--;
+        res.writeHead(200).end('ok');
+      }, delayMs);
+    });
+  });
+  const port = await freePort();
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${port}/hooks`,
+    seen,
+    inFlight: () => inFlight,
+    close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))),
+  };
+}
+
+const exitOf = (child: ChildProcess) =>
+  new Promise<number | null>((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.once('exit', (code) => resolve(code))));
+
+describe('ops: SIGTERM under load (API and worker processes)', function () {
+  this.timeout(180_000);
+  let gw: Gateway;
+  let api2: ChildProcess | undefined;
+  let api2Output = '';
+  const receivers: Awaited<ReturnType<typeof slowReceiver>>[] = [];
+
+  before(async () => {
+    gw = await startGateway({
+      workers: 0,
+      // Generous limits: this test is about shutdown, not rate limiting.
+      env: { LOG_LEVEL: 'info', WORKER_CONCURRENCY: '8', RATE_LIMIT_WRITE: '1000000', RATE_LIMIT_READ: '1000000', RATE_LIMIT_PER_IP: '1000000' },
+    });
+  });
+  after(async () => {
+    if (api2) await stopChild(api2);
+    for (const r of receivers) await r.close();
+    await gw?.stop();
+  });
+
+  it('a worker whose jobs outlive WORKER_SHUTDOWN_GRACE_MS releases them and still exits 0', async () => {
+    const hanging = await slowReceiver('never');
+    receivers.push(hanging);
+    const merchant = await createTestMerchant(gw, 'Hanging Shop');
+    const ep = await call(gw, 'POST', '/api/v1/webhook-endpoints', { auth: merchant.api_key, body: { url: hanging.url } });
+    const worker = await gw.startWorker({ WORKER_SHUTDOWN_GRACE_MS: '300', WORKER_QUEUES: 'webhooks' });
+    await call(gw, 'POST', '/api/v1/payments', { auth: merchant.api_key, body: { amount: '1', currency: 'ETH' } });
+    await waitFor(async () => hanging.inFlight() > 0, 20_000, () => gw.logs());
+    worker.kill('SIGTERM');
+    expect(await exitOf(worker)).to.equal(0);
+    expect(gw.logs()).to.include('active jobs did not finish within the grace; releasing them');
+    await call(gw, 'DELETE', `/api/v1/webhook-endpoints/${ep.body.id}`, { auth: merchant.api_key });
+  });
+
+  it('no client sees a reset, every request completes, every webhook is delivered exactly once, both exit 0', async () => {
+    const receiver = await slowReceiver(150);
+    receivers.push(receiver);
+    const merchant = await createTestMerchant(gw, 'Busy Shop');
+    const ep = await call(gw, 'POST', '/api/v1/webhook-endpoints', { auth: merchant.api_key, body: { url: receiver.url } });
+    expect(ep.status).to.equal(201);
+
+    // A second API process, as a load balancer would have: clients move to it when the first refuses connections.
+    const port2 = await freePort();
+    api2 = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'api/main.ts')], { env: { ...gw.env, PORT: String(port2) }, cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    api2.stdout!.on('data', (c) => (api2Output += c));
+    api2.stderr!.on('data', (c) => (api2Output += c));
+    const api2Url = `http://127.0.0.1:${port2}`;
+    await waitFor(async () => (await fetch(`${api2Url}/health`)).ok, 30_000, () => api2Output);
+    const worker1 = await gw.startWorker();
+
+    const statuses: number[] = [];
+    const failures: string[] = [];
+    let refused = 0;
+    let stopLoad = false;
+    let api1Down = false;
+    const client = async (n: number) => {
+      for (let i = 0; !stopLoad; i++) {
+        const target = api1Down ? api2Url : gw.apiUrl;
+        try {
+          const res = await fetch(`${target}/api/v1/payments`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${merchant.api_key}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ amount: '0.001', currency: 'ETH', order_id: `load-${n}-${i}` }),
+          });
+          await res.text();
+          statuses.push(res.status);
+        } catch (err) {
+          const code = ((err as Error).cause as { code?: string } | undefined)?.code ?? (err as Error).message;
+          if (code === 'ECONNREFUSED' && target === gw.apiUrl) {
+            refused++; // the listener is closed: a new connection is refused, never reset; go to the other instance
+            api1Down = true;
+          } else failures.push(`${target}: ${code}`);
+        }
+      }
+    };
+    const load = Promise.all(Array.from({ length: 12 }, (_, n) => client(n)));
+    await waitFor(async () => statuses.length >= 60, 60_000);
+    gw.api.kill('SIGTERM');
+    const apiExit = exitOf(gw.api);
+    // Deliveries are running on worker1 now: stop it mid-flight.
+    await waitFor(async () => receiver.inFlight() > 0, 30_000, () => gw.logs());
+    worker1.kill('SIGTERM');
+    expect(await exitOf(worker1), 'worker exit code').to.equal(0);
+    expect(await apiExit, 'api exit code').to.equal(0);
+    await waitFor(async () => statuses.length >= 200 || failures.length > 0, 60_000);
+    stopLoad = true;
+    await load;
+
+    expect(failures, 'errors other than a refused new connection').to.deep.equal([]);
+    expect(new Set(statuses)).to.deep.equal(new Set([201]));
+    const created = await gw.db('payments').where({ merchant_id: merchant.id }).select('id', 'order_id');
+    expect(created.length, 'every 201 is a payment, and only those').to.equal(statuses.length);
+    expect(new Set(created.map((p) => p.order_id)).size).to.equal(created.length);
+
+    // Another worker picks up what is left; each payment.created arrives exactly once.
+    await gw.startWorker();
+    const expected = await gw.db('events').where({ merchant_id: merchant.id, type: 'payment.created' }).pluck('id');
+    expect(expected.length).to.equal(created.length); // one event per payment, none doubled
+    await waitFor(async () => new Set(receiver.seen).size >= expected.length, 90_000, () => `${receiver.seen.length}/${expected.length}\n${gw.logs().slice(-3000)}`);
+    expect(receiver.seen.length, 'no webhook delivered twice').to.equal(expected.length);
+    expect(new Set(receiver.seen)).to.deep.equal(new Set(expected));
+    const attempts = await gw.db('webhook_attempts')
+      .join('webhook_deliveries', 'webhook_deliveries.id', 'webhook_attempts.delivery_id')
+      .where('webhook_deliveries.endpoint_id', ep.body.id)
+      .count<{ n: string }[]>({ n: '*' });
+    expect(Number(attempts[0].n)).to.equal(expected.length);
+    console.log(`      (${statuses.length} requests, ${refused} refused new connections after SIGTERM, ${expected.length} webhooks)`);
+  });
+});
