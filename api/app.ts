@@ -16,6 +16,8 @@ import { httpMetrics, metricsRoutes } from './routes/opsMetrics.js';
 import { readyRoutes } from './routes/opsReady.js';
 import { bullBoard } from './routes/opsBullBoard.js';
 import { webhookDeliveryRoutes } from './routes/webhookDeliveries.js';
+import { ledgerRoutes } from './routes/ledger.js';
+import { merchantAdminRoutes, merchantRoutes } from './routes/merchant.js';
 import { checkoutRoutes } from './routes/checkout.js';
 
 /** The Koa application. Pure wiring: routes and middleware, no listening, so tests can mount it as they like. */
@@ -40,6 +42,7 @@ export function createApp(deps: ApiDeps): Koa {
 
   const admin = adminRoutes(deps);
   app.use(admin.routes()).use(admin.allowedMethods({ throw: false }));
+  app.use(merchantAdminRoutes(deps).routes());
 
   // Token exchange is the one /api/v1 route that takes the API key in the body instead of the header.
   const publicV1 = new Router({ prefix: '/api/v1' });
@@ -49,6 +52,7 @@ export function createApp(deps: ApiDeps): Koa {
   const v1 = new Router({ prefix: '/api/v1' });
   v1.use(merchantAuth(deps.db, deps.jwtKey));
   for (const r of [chainRoutes(deps), paymentRoutes(deps), paymentResolutionRoutes(deps), webhookEndpointRoutes(deps), webhookDeliveryRoutes(deps)]) v1.use(r.routes());
+  for (const r of [ledgerRoutes(deps), merchantRoutes(deps)]) v1.use(r.routes());
   app.use(v1.routes());
   return app;
 }

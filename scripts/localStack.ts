@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Mnemonic } from 'ethers';
+import { Mnemonic, Wallet } from 'ethers';
 
 /**
  * Files of the local default stack, all under PAYFLOW_HOME (default `.payflow/` in the repo):
@@ -16,18 +16,28 @@ export interface LocalSecrets {
   jwtSecret: string;
   hdMnemonic: string;
   demoApiKey: string;
+  /** The settlement gas tank's key (GAS_TANK_PRIVATE_KEY); funded from a dev account on every start. */
+  gasTankPrivateKey: string;
 }
 
 export function loadOrCreateSecrets(home = PAYFLOW_HOME): LocalSecrets {
   mkdirSync(home, { recursive: true, mode: 0o755 });
   const file = path.join(home, 'local.json');
-  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as LocalSecrets;
+  if (existsSync(file)) {
+    const kept = JSON.parse(readFileSync(file, 'utf8')) as LocalSecrets;
+    if (kept.gasTankPrivateKey) return kept;
+    // Written before settlement existed: add a gas tank key and keep everything else.
+    const upgraded = { ...kept, gasTankPrivateKey: Wallet.createRandom().privateKey };
+    writeFileSync(file, JSON.stringify(upgraded, null, 2), { mode: 0o600 });
+    return upgraded;
+  }
   const secrets: LocalSecrets = {
     adminToken: `adm_${randomBytes(24).toString('base64url')}`,
     jwtSecret: randomBytes(48).toString('base64url'),
     // A fresh seed, never the public test mnemonic: deposit addresses must not be the dev accounts.
     hdMnemonic: Mnemonic.fromEntropy(randomBytes(16)).phrase,
     demoApiKey: `sk_test_${randomBytes(24).toString('base64url').replace(/[-_]/g, 'x')}`,
+    gasTankPrivateKey: Wallet.createRandom().privateKey,
   };
   writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
   return secrets;

@@ -17,7 +17,8 @@ import { hashApiKey } from '../shared/merchants/apiKeys.js';
 import { createMerchant } from '../shared/merchants/createMerchant.js';
 import { startEmbeddedPostgres, resetDatabase } from './devstack/postgres.js';
 import { ensureRedisServer, startRedis } from './devstack/redis.js';
-import { startDevChain, devAccounts } from './devstack/chain.js';
+import { Wallet } from 'ethers';
+import { startDevChain, devAccounts, rpcCall } from './devstack/chain.js';
 import { deployDevToken } from './devstack/token.js';
 import { loadOrCreateSecrets, PAYFLOW_HOME } from './localStack.js';
 
@@ -73,6 +74,9 @@ async function main() {
     stops.unshift(chain.stop);
     const holders = devAccounts(10).map((a) => a.address);
     const usdc = await deployDevToken(chain.rpcUrl, holders);
+    // Settlement's gas tank pays the gas of token sweeps: give it 1,000 ETH from dev account 0.
+    const gasTank = new Wallet(process.env.GAS_TANK_PRIVATE_KEY || secrets.gasTankPrivateKey);
+    await rpcCall(chain.rpcUrl, 'eth_sendTransaction', [{ from: holders[0], to: gasTank.address, value: `0x${(1000n * 10n ** 18n).toString(16)}` }]);
     const chainsFile = path.join(PAYFLOW_HOME, 'chains.json');
     writeFileSync(
       chainsFile,
@@ -122,6 +126,7 @@ async function main() {
     ADMIN_TOKEN: adminToken,
     JWT_SECRET: process.env.JWT_SECRET || secrets.jwtSecret,
     HD_MNEMONIC: process.env.HD_MNEMONIC || secrets.hdMnemonic,
+    GAS_TANK_PRIVATE_KEY: process.env.GAS_TANK_PRIVATE_KEY || secrets.gasTankPrivateKey,
     PORT: String(apiPort),
     ALLOW_PRIVATE_WEBHOOK_URLS: process.env.ALLOW_PRIVATE_WEBHOOK_URLS ?? 'true',
     // Another program on 9091 must not stop the local worker: take the first free port from there.
@@ -147,7 +152,8 @@ async function main() {
   say(`  metrics      ${base}/metrics, and the worker's on the first free port from 9091   (Bearer ${process.env.METRICS_TOKEN || adminToken})`);
   say(`  readiness    ${base}/ready`);
   say(`  admin token  ${adminToken}`);
-  say(`  demo API key ${secrets.demoApiKey}   (merchant "Demo Shop")`);
+  say(`  demo API key ${secrets.demoApiKey}   (merchant "Demo Shop", settles to dev account 9)`);
+  say(`  gas tank     ${new Wallet(process.env.GAS_TANK_PRIVATE_KEY || secrets.gasTankPrivateKey).address}   (pays token settlement gas)`);
   say('');
   say('Create a payment:');
   say(`  curl -s -X POST ${base}/api/v1/payments -H 'Authorization: Bearer ${secrets.demoApiKey}' -H 'Content-Type: application/json' -d '{"amount":"0.05","currency":"ETH"}'`);

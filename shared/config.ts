@@ -80,6 +80,16 @@ export interface Config {
   publicUrl: string;
   /** Requests per minute one client IP may make to the public checkout pages. */
   checkoutRateLimit: number;
+  /** Settlement (README "Settlement"). The gas tank's key, one 0x private key used on every chain; unset = token sweeps wait. */
+  gasTankPrivateKey?: string;
+  /** Below this many wei a chain's gas tank is logged as low. */
+  gasTankLowBalanceWei: bigint;
+  /** How often the settlement reconciler looks for confirmed payments, refunds and sweeps in flight. */
+  settlementIntervalMs: number;
+  /** A sweep transaction not mined after this many seconds is replaced (same nonce, higher fee). */
+  settlementReplaceAfterSeconds: number;
+  /** Settlement jobs in parallel per worker process (each holds a Postgres connection for its locks). */
+  settlementConcurrency: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -197,7 +207,7 @@ export function parseChains(json: string, variable: string): ChainConfig[] {
   });
 }
 
-const QUEUE_NAMES = ['chain', 'payments', 'webhooks'];
+const QUEUE_NAMES = ['chain', 'payments', 'webhooks', 'settlement'];
 
 export function loadConfig(env: Env = process.env): Config {
   const nodeEnv = str(env, 'NODE_ENV', 'development');
@@ -256,6 +266,7 @@ export function loadConfig(env: Env = process.env): Config {
     workerQueues: queues,
     workerConcurrency: int(env, 'WORKER_CONCURRENCY', 10, 1, 1000),
     trustProxy: bool(env, 'TRUST_PROXY', false),
+    ...settlementConfig(env),
     metricsToken: secret(env, 'METRICS_TOKEN', adminToken),
     bullBoardUser: str(env, 'BULL_BOARD_USER', 'admin'),
     bullBoardPassword: secret(env, 'BULL_BOARD_PASSWORD', adminToken),
@@ -312,6 +323,23 @@ function portRange(env: Env): [number, number] {
   const port = int(env, 'WORKER_METRICS_PORT', 9091, 0, 65535);
   return [port, port];
 }
+
+function settlementConfig(env: Env) {
+  const gasTankPrivateKey = env.GAS_TANK_PRIVATE_KEY || undefined;
+  if (gasTankPrivateKey && !/^0x[0-9a-fA-F]{64}$/.test(gasTankPrivateKey)) {
+    throw new ConfigError('GAS_TANK_PRIVATE_KEY', 'must be a 0x-prefixed 32-byte hex private key');
+  }
+  const low = str(env, 'GAS_TANK_LOW_BALANCE_WEI', '50000000000000000');
+  if (!/^\d{1,78}$/.test(low)) throw new ConfigError('GAS_TANK_LOW_BALANCE_WEI', `must be a whole number of wei, got "${low}"`);
+  return {
+    gasTankPrivateKey,
+    gasTankLowBalanceWei: BigInt(low),
+    settlementIntervalMs: int(env, 'SETTLEMENT_INTERVAL_MS', 5000, 100, 3_600_000),
+    settlementReplaceAfterSeconds: int(env, 'SETTLEMENT_REPLACE_AFTER_SECONDS', 180, 1, 86_400),
+    settlementConcurrency: int(env, 'SETTLEMENT_CONCURRENCY', 2, 1, 50),
+  };
+}
+
 
 /** Loads config or prints the one-line reason and exits: used by process entry points. */
 export function loadConfigOrExit(env: Env = process.env): Config {

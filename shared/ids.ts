@@ -15,5 +15,5 @@ export function randomBase62(length = 22): string {
   return out;
 }
 
-export type IdPrefix = 'pay' | 'mer' | 'evt' | 'we' | 'whd' | 'key';
+export type IdPrefix = 'pay' | 'mer' | 'evt' | 'we' | 'whd' | 'key' | 'swp' | 'led';
 export const newId = (prefix: IdPrefix) => `${prefix}_${randomBase62()}`;

@@ -7,7 +7,7 @@ import { pino, type Logger } from 'pino';
 export const REDACT_PATHS = [
   'authorization', '*.authorization', '*.headers.authorization', 'req.headers.authorization', 'req.headers.cookie',
   'api_key', '*.api_key', 'secret', '*.secret', 'token', '*.token', 'adminToken', '*.adminToken',
-  'jwtSecret', '*.jwtSecret', 'hdMnemonic', '*.hdMnemonic', 'mnemonic', '*.mnemonic', 'privateKey', '*.privateKey',
+  'jwtSecret', '*.jwtSecret', 'hdMnemonic', '*.hdMnemonic', 'mnemonic', '*.mnemonic', 'privateKey', '*.privateKey', 'gasTankPrivateKey', '*.gasTankPrivateKey',
   'password', '*.password', 'databaseUrl', '*.databaseUrl', 'redisUrl', '*.redisUrl',
 ];
 

@@ -10,6 +10,10 @@ import { expireDuePayments } from './payments/expirePayments.js';
 import { deliverWebhook } from './webhooks/deliverWebhook.js';
 import { startOutboxRelay } from './outbox/relayOutbox.js';
 import { startMaintenance } from './maintenance.js';
+import { settlePayment, type SettlementDeps } from './settlement/settlePayment.js';
+import { startSettlementReconciler } from './settlement/reconcileSettlements.js';
+import { gasTankWallet } from './settlement/gasTank.js';
+import { createDepositWallet } from '../shared/wallet/hdWallet.js';
 import { startMetricsServer } from './metricsServer.js';
 import {
   chainHead,
@@ -20,7 +24,9 @@ import {
   outboxRelayed,
   registerSampledMetrics,
   rpcObserver,
+  setGasTankBalance,
   setMetricsService,
+  settlementsTotal,
   transfersDetected,
   webhookAttemptDuration,
   webhookDeliveries,
@@ -63,7 +69,21 @@ for (const chain of config.chains) {
   }
 }
 
+const settlement: SettlementDeps = {
+  db,
+  config,
+  log,
+  wallet: createDepositWallet(config.hdMnemonic),
+  gasTank: gasTankWallet(config.gasTankPrivateKey),
+  rpcFor: (chainId) => rpcs.get(chainId),
+  observer: {
+    gasTankBalance: (chainId, wei) => setGasTankBalance(chainId, wei),
+    settlement: (outcome, chainId) => settlementsTotal.inc({ outcome, chain_id: String(chainId) }),
+  },
+};
+
 const handlers: Record<QueueName, (job: Job) => Promise<unknown>> = {
+  [QUEUES.settlement]: async (job) => settlePayment(settlement, job.data.paymentId),
   [QUEUES.chain]: async (job) => {
     const chain = config.chains.find((c) => c.chainId === job.data.chainId);
     if (!chain) return 'unknown chain';
@@ -101,7 +121,8 @@ const workers = config.workerQueues.map(
     new Worker(name, handlers[name as QueueName], {
       connection: workerConnection,
       prefix: config.queuePrefix,
-      concurrency: name === QUEUES.chain ? Math.max(config.chains.length, 1) : config.workerConcurrency,
+      concurrency:
+        name === QUEUES.chain ? Math.max(config.chains.length, 1) : name === QUEUES.settlement ? config.settlementConcurrency : config.workerConcurrency,
     }),
 );
 for (const w of workers) {
@@ -121,6 +142,9 @@ const relay = startOutboxRelay({
   },
 });
 const maintenance = startMaintenance({ config, db, queues, log });
+const settlementReconciler = config.workerQueues.includes(QUEUES.settlement)
+  ? startSettlementReconciler(settlement, config.settlementIntervalMs)
+  : undefined;
 log.info({ queues: config.workerQueues, chains: config.chains.map((c) => c.chainId) }, 'worker started');
 
 let stopping = false;
@@ -144,7 +168,7 @@ async function shutdown(signal: string) {
     log.warn({ graceMs: config.workerShutdownGraceMs }, 'active jobs did not finish within the grace; releasing them');
     await Promise.all(workers.map((w) => w.close(true).catch(() => {})));
   }
-  await Promise.all([relay.stop(), maintenance.stop()]);
+  await Promise.all([relay.stop(), maintenance.stop(), settlementReconciler?.stop()]);
   await closeQueues(queues);
   await Promise.all([producer.quit().catch(() => {}), workerConnection.quit().catch(() => {}), db.destroy()]);
   await metricsServer.close();

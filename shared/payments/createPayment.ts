@@ -5,6 +5,7 @@ import { AmountError, invalidRequest } from '../errors.js';
 import { recordEvent } from '../events/recordEvent.js';
 import { newId } from '../ids.js';
 import { parseAmount } from '../money.js';
+import { allocateDepositAddress } from '../settlement/depositAddress.js';
 import type { DepositWallet } from '../wallet/hdWallet.js';
 import type { PaymentRow } from './paymentRow.js';
 import { presentPayment, type PaymentObject } from './present.js';
@@ -71,8 +72,8 @@ export async function createPayment(
   const expiresIn = input.expiresIn ?? deps.defaultExpiresIn;
 
   return deps.db.transaction(async (trx) => {
-    const { rows } = await trx.raw(`SELECT nextval('deposit_address_index_seq') AS index`);
-    const index = Number(rows[0].index);
+    // PayFlow's own seed, or the merchant's xpub in non-custodial mode (shared/settlement/depositAddress.ts).
+    const deposit = await allocateDepositAddress(trx, merchantId, deps.wallet);
     const id = newId('pay');
     const [row]: PaymentRow[] = await trx('payments')
       .insert({
@@ -84,8 +85,9 @@ export async function createPayment(
         token_address: asset.tokenAddress,
         decimals: asset.decimals,
         amount: amount.toString(),
-        address: deps.wallet.addressAt(index),
-        address_index: index,
+        address: deposit.address,
+        address_index: deposit.index,
+        custody: deposit.custody,
         confirmations_required: confirmations,
         order_id: input.orderId ?? null,
         metadata: JSON.stringify(input.metadata ?? {}),

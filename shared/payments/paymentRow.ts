@@ -1,3 +1,4 @@
+import type { SettlementRecord } from '../settlement/presentSettlement.js';
 import type { PaymentException, PaymentStatus } from './stateMachine.js';
 
 /** A payments row as Postgres returns it (numeric columns arrive as strings). */
@@ -17,6 +18,10 @@ export interface PaymentRow {
   resolution?: 'accept' | 'refund' | null;
   refund_address?: string | null;
   resolved_at?: Date | null;
+  /** Settlement (migration 20261126040000): whose key holds the deposit, and where the funds went. */
+  custody?: 'custodial' | 'non_custodial';
+  settlement?: SettlementRecord | null;
+  refund?: SettlementRecord | null;
   address: string;
   address_index: number;
   confirmations_required: number;

@@ -1,4 +1,5 @@
 import { formatAmount } from '../money.js';
+import { presentSettlement } from '../settlement/presentSettlement.js';
 import { paymentUri } from './paymentUri.js';
 import type { PaymentRow, TransferRow } from './paymentRow.js';
 
@@ -31,6 +32,9 @@ export function presentPayment(row: PaymentRow, extra?: { transfers?: TransferRo
     payment_uri: paymentUri({ address: row.address, chainId: Number(row.chain_id), tokenAddress: row.token_address, amount }),
     expires_at: row.expires_at.toISOString(),
     confirmed_at: row.confirmed_at ? row.confirmed_at.toISOString() : null,
+    custody: row.custody ?? 'custodial',
+    settlement: presentSettlement(row.settlement, row.decimals, 'settled_at'),
+    refund: presentSettlement(row.refund, row.decimals, 'refunded_at'),
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),
     ...(extra?.transfers

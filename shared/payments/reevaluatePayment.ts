@@ -1,6 +1,7 @@
 import type { Tx } from '../db.js';
 import { recordEvent } from '../events/recordEvent.js';
 import type { PaymentRow, TransferRow } from './paymentRow.js';
+import { onPaymentConfirmed } from '../settlement/onPaymentConfirmed.js';
 import { presentPayment } from './present.js';
 import { decidePayment, type PaymentEventType } from './stateMachine.js';
 
@@ -64,6 +65,7 @@ export async function reevaluatePayment(trx: Tx, paymentId: string, chain: Scann
       updated_at: trx.fn.now(),
     })
     .returning('*');
+  if (decision.status === 'confirmed' && payment.status !== 'confirmed') await onPaymentConfirmed(trx, updated);
   const data = presentPayment(updated);
   for (const type of decision.events) {
     await recordEvent(trx, { merchantId: payment.merchant_id, type, paymentId, data });

@@ -13,8 +13,9 @@
  *   expired    → confirming   a transfer mined before expires_at was seen after the expiry sweep (scanner lag)
  *   expired    → confirmed    as above once final, or the merchant accepted a late payment
  *   confirmed  → settled      the funds reached the merchant (settlement)
+ *   expired    → refunded     the merchant chose refund for a late/underpaid payment and the funds went back
  */
-export const PAYMENT_STATUSES = ['pending', 'confirming', 'confirmed', 'expired', 'canceled', 'settled'] as const;
+export const PAYMENT_STATUSES = ['pending', 'confirming', 'confirmed', 'expired', 'canceled', 'settled', 'refunded'] as const;
 export type PaymentStatus = (typeof PAYMENT_STATUSES)[number];
 
 export const PAYMENT_EXCEPTIONS = ['underpaid', 'overpaid', 'paid_late'] as const;
@@ -23,10 +24,11 @@ export type PaymentException = (typeof PAYMENT_EXCEPTIONS)[number];
 const TRANSITIONS: Record<PaymentStatus, readonly PaymentStatus[]> = {
   pending: ['confirming', 'expired', 'canceled'],
   confirming: ['pending', 'confirmed', 'expired'],
-  expired: ['confirming', 'confirmed'],
+  expired: ['confirming', 'confirmed', 'refunded'],
   confirmed: ['settled'],
   canceled: [],
   settled: [],
+  refunded: [],
 };
 
 export const OPEN_STATUSES: readonly PaymentStatus[] = ['pending', 'confirming'];
@@ -53,6 +55,7 @@ export type PaymentEventType =
   | 'payment.expired'
   | 'payment.canceled'
   | 'payment.settled'
+  | 'payment.refunded'
   | 'payment.reorged'
   | 'payment.underpaid'
   | 'payment.overpaid'
@@ -61,7 +64,7 @@ export type PaymentEventType =
 
 export const PAYMENT_EVENT_TYPES: readonly PaymentEventType[] = [
   'payment.created', 'payment.confirming', 'payment.confirmed', 'payment.expired', 'payment.canceled',
-  'payment.settled', 'payment.reorged', 'payment.underpaid', 'payment.overpaid', 'payment.late',
+  'payment.settled', 'payment.refunded', 'payment.reorged', 'payment.underpaid', 'payment.overpaid', 'payment.late',
   'payment.unexpected_asset',
 ];
 
@@ -110,7 +113,7 @@ const sum = (transfers: TransferView[]) => transfers.reduce((total, t) => total 
 export function decidePayment(payment: PaymentView, transfers: TransferView[], chain: ChainView): PaymentDecision {
   const amountReceived = sum(transfers);
   const unchanged: PaymentDecision = { status: payment.status, exception: payment.exception, amountReceived, events: [] };
-  if (payment.status === 'confirmed' || payment.status === 'settled' || payment.status === 'canceled') return unchanged;
+  if (payment.status === 'confirmed' || payment.status === 'settled' || payment.status === 'canceled' || payment.status === 'refunded') return unchanged;
 
   const threshold = payment.amount - payment.underpaidTolerance;
   const expiry = payment.expiresAt.getTime();

@@ -3,11 +3,13 @@
  *   chain     scan jobs, one scheduler per configured chain
  *   payments  the expiry sweep and the reconciler
  *   webhooks  one job per webhook delivery attempt
+ *   settlement  sweeps of confirmed payments (and refunds) to their destination, plus its reconciler
  */
 export const QUEUES = {
   chain: 'chain',
   payments: 'payments',
   webhooks: 'webhooks',
+  settlement: 'settlement',
 } as const;
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 export const ALL_QUEUES: QueueName[] = Object.values(QUEUES);
@@ -17,4 +19,6 @@ export interface JobPayloads {
   'payments:expire': Record<string, never>;
   'payments:reconcile': Record<string, never>;
   'webhooks:deliver': { deliveryId: string; requestId?: string };
+  'settlement:settle': { paymentId: string };
+  'settlement:reconcile': Record<string, never>;
 }

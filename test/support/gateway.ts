@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { createDb, migrateLatest, type Db } from '../../shared/db.js';
 import { freePort } from '../../scripts/devstack/ports.js';
-import { devAccounts, startDevChain } from '../../scripts/devstack/chain.js';
+import { Wallet } from 'ethers';
+import { devAccounts, rpcCall, startDevChain } from '../../scripts/devstack/chain.js';
 import { deployDevToken } from '../../scripts/devstack/token.js';
 import { getTestStack, type TestStack } from './stack.js';
 
@@ -54,6 +55,9 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   const devChain = await startDevChain({ port: await freePort(), blockTime: opts.blockTime ?? 0, dir: path.join(shared.dir, `${dbName}-chain`) });
   const usdc = await deployDevToken(devChain.rpcUrl, devAccounts(10).map((a) => a.address));
   const stack: TestStack = { ...shared, rpcUrl: devChain.rpcUrl, chainId: devChain.chainId, usdcAddress: usdc.address };
+  // Settlement's gas tank (GAS_TANK_PRIVATE_KEY), given 100 ETH by dev account 0: token sweeps draw their gas from it.
+  const gasTank = Wallet.createRandom();
+  await rpcCall(devChain.rpcUrl, 'eth_sendTransaction', [{ from: devAccounts(1)[0].address, to: gasTank.address, value: `0x${(100n * 10n ** 18n).toString(16)}` }]);
   const admin = new pg.Client({ connectionString: stack.databaseUrl });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${dbName}`);
@@ -95,6 +99,8 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     HD_MNEMONIC: 'abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about',
     CHAINS_FILE: chainsFile,
     EXPIRY_SWEEP_INTERVAL_MS: '300',
+    GAS_TANK_PRIVATE_KEY: gasTank.privateKey,
+    SETTLEMENT_INTERVAL_MS: '300',
     OUTBOX_POLL_INTERVAL_MS: '200',
     WEBHOOK_TIMEOUT_MS: '3000',
     WEBHOOK_RETRY_SCHEDULE: '0.5,1,2',
