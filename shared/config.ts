@@ -88,7 +88,7 @@ export interface Config {
   settlementIntervalMs: number;
   /** A sweep transaction not mined after this many seconds is replaced (same nonce, higher fee). */
   settlementReplaceAfterSeconds: number;
-  /** Settlement jobs in parallel per worker process (each holds a Postgres connection for its locks). */
+  /** Settlements advanced at once per worker process, jobs and reconciler together (each holds a Postgres connection for its locks). */
   settlementConcurrency: number;
 }
 

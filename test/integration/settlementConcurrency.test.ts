@@ -1,5 +1,7 @@
 import { expect } from 'chai';
+import { Queue } from 'bullmq';
 import { Wallet, parseEther } from 'ethers';
+import { Redis } from 'ioredis';
 import { call, createTestMerchant, startGateway, waitFor, type Gateway } from '../support/gateway.js';
 import { chainClient } from '../support/chain.js';
 import { createPayment, ledgerSums, sentTransactions } from '../support/settlement.js';
@@ -14,7 +16,17 @@ describe('settlement: several payments settled concurrently by 3 worker processe
   let chain: ReturnType<typeof chainClient>;
 
   before(async () => {
-    gw = await startGateway({ confirmations: 2, workers: 3 });
+    // Three worker processes; two start once the API is up, so four processes do not compile at once on a busy box.
+    gw = await startGateway({ confirmations: 2, workers: 1 });
+    await Promise.all([gw.startWorker(), gw.startWorker()]);
+    // Pay only once all three consume the settlement queue, so the work really is shared.
+    const queue = new Queue('settlement', { connection: new Redis(gw.env.REDIS_URL, { maxRetriesPerRequest: null }), prefix: gw.env.QUEUE_PREFIX });
+    try {
+      await waitFor(async () => (await queue.getWorkers()).length >= 3, 90_000, () => gw.logs().slice(-3000));
+    } finally {
+      await queue.close();
+      await (queue.opts.connection as Redis).quit();
+    }
     chain = chainClient(gw.stack.rpcUrl, gw.stack.usdcAddress);
   });
   after(async () => {

@@ -53,14 +53,34 @@ const MAX_STEPS = 10;
 
 /** Advances one payment's settlement as far as it can go now. Idempotent; safe in any number of workers. */
 export async function settlePayment(deps: SettlementDeps, paymentId: string): Promise<SettleOutcome> {
-  const outcome = await withSweepLock(deps.db, paymentId, async (lock) => {
-    for (let i = 0; i < MAX_STEPS; i++) {
-      const step = await settlementStep(deps, paymentId, lock);
-      if (step !== 'progress') return step;
-    }
-    return 'waiting' as const;
-  });
-  return outcome;
+  // Each settlement holds a pooled connection for its locks and needs another for its writes: bounding them per
+  // process (jobs and the reconciler together) leaves the pool room for the scanner and the outbox relay.
+  return inSlot(deps, () =>
+    withSweepLock(deps.db, paymentId, async (lock) => {
+      for (let i = 0; i < MAX_STEPS; i++) {
+        const step = await settlementStep(deps, paymentId, lock);
+        if (step !== 'progress') return step;
+      }
+      return 'waiting' as const;
+    }),
+  );
+}
+
+const slots = new WeakMap<SettlementDeps, { free: number; queue: (() => void)[] }>();
+
+async function inSlot<T>(deps: SettlementDeps, fn: () => Promise<T>): Promise<T> {
+  let s = slots.get(deps);
+  if (!s) slots.set(deps, (s = { free: deps.config.settlementConcurrency, queue: [] }));
+  const slot = s;
+  if (slot.free > 0) slot.free--;
+  else await new Promise<void>((resolve) => slot.queue.push(resolve));
+  try {
+    return await fn();
+  } finally {
+    const next = slot.queue.shift();
+    if (next) next();
+    else slot.free++;
+  }
 }
 
 async function settlementStep(deps: SettlementDeps, paymentId: string, lock: SweepLock): Promise<StepOutcome> {
