@@ -56,6 +56,10 @@ describe('settlement: ETH and USDC sweeps to the settlement address, with a ledg
     expect(await sentTransactions(chain, p.address)).to.equal(1);
     const funding = await gw.db('sweep_transactions as t').join('sweeps as s', 's.id', 't.sweep_id').where({ 's.payment_id': p.id, 't.role': 'gas_funding' });
     expect(funding).to.have.length(1);
+    // The tank's ETH top-up reached the deposit as a transfer of another asset, but it is ours: no merchant event.
+    const events = await gw.db('events').where({ payment_id: p.id }).pluck('type');
+    expect(events).to.not.include('payment.unexpected_asset');
+    expect(events).to.include('payment.settled');
   });
 
   it('an overpaid payment is settled in full', async () => {

@@ -135,8 +135,13 @@ async function recordTransfers(trx: Tx, chain: ChainConfig, seen: SeenTransfer[]
        RETURNING payment_id, counted, tx_hash, token_address, amount`,
     )
   ).rows;
-  // A wrong asset is recorded and reported, never counted toward the payment.
-  for (const t of inserted.filter((r) => !r.counted)) {
+  // A wrong asset is recorded and reported, never counted toward the payment. The gas tank's own top-ups of token
+  // deposits (settlement, sweep_transactions) are recorded too but are not the customer's doing: not reported.
+  const wrongAsset = inserted.filter((r) => !r.counted);
+  const ours = new Set<string>(
+    wrongAsset.length ? await trx('sweep_transactions').whereIn('tx_hash', wrongAsset.map((r) => r.tx_hash)).pluck('tx_hash') : [],
+  );
+  for (const t of wrongAsset.filter((r) => !ours.has(r.tx_hash))) {
     const p = await trx('payments').where({ id: t.payment_id }).first();
     await recordEvent(trx, {
       merchantId: p.merchant_id,
