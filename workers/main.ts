@@ -116,9 +116,20 @@ const handlers: Record<QueueName, (job: Job) => Promise<unknown>> = {
 };
 
 const workerConnection = createRedis(config.redisUrl, 'worker');
+/** Jobs this process is running, with their lock tokens, so a shutdown past the grace can hand them back at once. */
+const running = new Map<string, { job: Job; token?: string }>();
+const tracked = (handler: (job: Job) => Promise<unknown>) => async (job: Job, token?: string) => {
+  const key = `${job.queueName}:${job.id}`;
+  running.set(key, { job, token });
+  try {
+    return await handler(job);
+  } finally {
+    running.delete(key);
+  }
+};
 const workers = config.workerQueues.map(
   (name) =>
-    new Worker(name, handlers[name as QueueName], {
+    new Worker(name, tracked(handlers[name as QueueName]), {
       connection: workerConnection,
       prefix: config.queuePrefix,
       concurrency:
@@ -152,9 +163,8 @@ async function shutdown(signal: string) {
   if (stopping) return;
   stopping = true;
   log.info({ signal }, 'worker shutting down');
-  // Stop taking jobs and let active ones finish within the grace. Past it, close without waiting: the jobs still
-  // active keep no lock renewal, so BullMQ's stalled-job check hands them to another worker (every job is
-  // idempotent, so a half-done attempt is simply redone). Inside Heroku's 30 s between SIGTERM and SIGKILL.
+  // Stop taking jobs and let active ones finish within the grace (inside Heroku's 30 s between SIGTERM and SIGKILL).
+  // Past it, the jobs still active are handed back to the queue and the process exits anyway.
   const drained = Promise.all(workers.map((w) => w.close()));
   let graceTimer: NodeJS.Timeout | undefined;
   const inGrace = await Promise.race([
@@ -166,6 +176,9 @@ async function shutdown(signal: string) {
   clearTimeout(graceTimer);
   if (!inGrace) {
     log.warn({ graceMs: config.workerShutdownGraceMs }, 'active jobs did not finish within the grace; releasing them');
+    // Back to waiting under our lock token, so another worker takes them now rather than after the stalled-job
+    // check; whatever this process still writes for them is redone there (jobs are idempotent).
+    await Promise.all([...running.values()].map(({ job, token }) => job.moveToWait(token).catch(() => {})));
     await Promise.all(workers.map((w) => w.close(true).catch(() => {})));
   }
   await Promise.all([relay.stop(), maintenance.stop(), settlementReconciler?.stop()]);

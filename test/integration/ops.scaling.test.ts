@@ -53,6 +53,8 @@ describe('ops: Procfile dynos, WORKER_QUEUES / WORKER_CONCURRENCY, request ids i
 
   it('a webhooks-only worker delivers webhooks, one at a time with WORKER_CONCURRENCY=1, and never scans the chain', async () => {
     await gw.startWorker({ WORKER_QUEUES: 'webhooks', WORKER_CONCURRENCY: '1' });
+    // Any worker records the chain's cursor at start; payments on a chain nobody has started on are refused.
+    await waitFor(async () => (await gw.db('chain_cursors').where({ chain_id: 31337 }).first()) !== undefined, 30_000, () => gw.logs());
     const merchant = await createTestMerchant(gw);
     await call(gw, 'POST', '/api/v1/webhook-endpoints', { auth: merchant.api_key, body: { url: hooksUrl } });
     const requestId = `ops-${randomBytes(6).toString('hex')}`;

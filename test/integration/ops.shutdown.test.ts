@@ -3,6 +3,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import { call, createTestMerchant, startGateway, stopChild, waitFor, type Gateway } from '../support/gateway.js';
 import { freePort } from '../../scripts/devstack/ports.js';
 
@@ -63,12 +65,28 @@ describe('ops: SIGTERM under load (API and worker processes)', function () {
     receivers.push(hanging);
     const merchant = await createTestMerchant(gw, 'Hanging Shop');
     const ep = await call(gw, 'POST', '/api/v1/webhook-endpoints', { auth: merchant.api_key, body: { url: hanging.url } });
+    expect(ep.status).to.equal(201);
     const worker = await gw.startWorker({ WORKER_SHUTDOWN_GRACE_MS: '300', WORKER_QUEUES: 'webhooks' });
-    await call(gw, 'POST', '/api/v1/payments', { auth: merchant.api_key, body: { amount: '1', currency: 'ETH' } });
+    // Any worker records the chain's cursor at start; payments on a chain nobody has started on are refused.
+    await waitFor(async () => (await gw.db('chain_cursors').where({ chain_id: 31337 }).first()) !== undefined, 30_000, () => gw.logs());
+    const payment = await call(gw, 'POST', '/api/v1/payments', { auth: merchant.api_key, body: { amount: '1', currency: 'ETH' } });
+    expect(payment.status, JSON.stringify(payment.body)).to.equal(201);
     await waitFor(async () => hanging.inFlight() > 0, 20_000, () => gw.logs());
     worker.kill('SIGTERM');
     expect(await exitOf(worker)).to.equal(0);
     expect(gw.logs()).to.include('active jobs did not finish within the grace; releasing them');
+    // Released, not stuck in `active` until a stall check: the delivery's job waits for the next worker.
+    const delivery = await gw.db('webhook_deliveries').where({ endpoint_id: ep.body.id }).first();
+    const connection = new Redis(gw.stack.redisUrl, { maxRetriesPerRequest: null });
+    const queue = new Queue('webhooks', { connection, prefix: gw.env.QUEUE_PREFIX });
+    try {
+      const waiting = await queue.getWaiting();
+      expect(waiting.map((j) => j.data.deliveryId)).to.include(delivery.id);
+      expect((await queue.getActive()).map((j) => j.data.deliveryId)).to.not.include(delivery.id);
+    } finally {
+      await queue.close();
+      connection.disconnect();
+    }
     await call(gw, 'DELETE', `/api/v1/webhook-endpoints/${ep.body.id}`, { auth: merchant.api_key });
   });
 
