@@ -150,4 +150,43 @@ describe('settlement: exactly once through SIGKILL at every step', function () {
     expect(parseEther(settled.settlement.amount) + parseEther(settled.settlement.fee)).to.equal(30_000_000_000_000_000n);
     expect(await ledgerSums(gw, merchant.id)).to.deep.equal({ ETH: 0n, USDC: 0n });
   });
+
+  it('a stuck token sweep is replaced after the gas tank tops the deposit up for the higher fee', async () => {
+    await stopSettlementWorkers();
+    const p = await createPayment(gw, merchant.api_key, { amount: '4', currency: 'USDC' });
+    await chain.sendUsdc(4, p.address, 4_000_000n);
+    await waitForStatus(gw, chain, merchant.api_key, p.id, 'confirmed');
+    const before = await chain.usdcBalance(to);
+    const rows = () => sweepTxs(p.id);
+    const broadcast = (role: string, n: number) => async () => {
+      const r = (await rows()).filter((t) => t.role === role && t.broadcast_at !== null);
+      return r.length >= n && r;
+    };
+
+    await chain.rpc('evm_setAutomine', [false]);
+    try {
+      await gw.startWorker({ WORKER_QUEUES: 'settlement', SETTLEMENT_REPLACE_AFTER_SECONDS: '1' });
+      await waitFor(broadcast('gas_funding', 1), 60_000, () => gw.logs().slice(-3000));
+      await chain.mine(1); // the first top-up lands; the token transfer is signed and broadcast next
+      const [first] = await waitFor(broadcast('sweep', 1), 60_000, () => gw.logs().slice(-3000));
+      // Not mined within SETTLEMENT_REPLACE_AFTER_SECONDS: the higher fee needs more gas money first.
+      await waitFor(broadcast('gas_funding', 2), 60_000, () => gw.logs().slice(-3000));
+      // The node lost the original (a dropped transaction); only the top-up is mined.
+      await chain.rpc('hardhat_dropTransaction', [first.tx_hash]);
+      await chain.mine(1);
+      await waitFor(broadcast('sweep', 2), 60_000, () => gw.logs().slice(-3000));
+    } finally {
+      await chain.rpc('evm_setAutomine', [true]);
+    }
+    const settled = await waitForStatus(gw, chain, merchant.api_key, p.id, 'settled');
+    const all = await rows();
+    const sweeps = all.filter((t) => t.role === 'sweep');
+    expect(sweeps.map((t) => t.attempt)).to.deep.equal([0, 1]);
+    expect(sweeps[0].nonce).to.equal(sweeps[1].nonce);
+    expect(settled.settlement.tx_hash).to.equal(sweeps[1].tx_hash);
+    expect(settled.settlement).to.include({ amount: '4', fee: '0' });
+    expect((await chain.usdcBalance(to)) - before).to.equal(4_000_000n);
+    expect(await sentTransactions(chain, p.address)).to.equal(1);
+    expect((await ledgerSums(gw, merchant.id)).USDC).to.equal(0n);
+  });
 });
