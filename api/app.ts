@@ -4,7 +4,13 @@ import type { ApiDeps } from './deps.js';
 import { errorHandler } from './middleware/errors.js';
 import { requestContext } from './middleware/requestContext.js';
 import { jsonBody } from './middleware/jsonBody.js';
-import { merchantAuth } from './auth/merchantAuth.js';
+import { merchantAuth, type MerchantPrincipal } from './auth/merchantAuth.js';
+import { createApiKeyCache } from './auth/apiKeyCache.js';
+import { compressJson, conditionalGet, corsFor, securityHeaders } from './middleware/http.js';
+import { idempotency } from './middleware/idempotency.js';
+import { ipRateLimit, merchantRateLimit } from './middleware/rateLimit.js';
+import { apiDocsRoutes } from './routes/apiDocs.js';
+import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { adminRoutes } from './routes/admin.js';
 import { authRoutes } from './routes/auth.js';
@@ -12,21 +18,28 @@ import { chainRoutes } from './routes/chains.js';
 import { paymentRoutes } from './routes/payments.js';
 import { paymentResolutionRoutes } from './routes/paymentResolution.js';
 import { webhookEndpointRoutes } from './routes/webhookEndpoints.js';
-import { httpMetrics, metricsRoutes } from './routes/opsMetrics.js';
-import { readyRoutes } from './routes/opsReady.js';
-import { bullBoard } from './routes/opsBullBoard.js';
 import { webhookDeliveryRoutes } from './routes/webhookDeliveries.js';
 import { ledgerRoutes } from './routes/ledger.js';
 import { merchantAdminRoutes, merchantRoutes } from './routes/merchant.js';
 import { checkoutRoutes } from './routes/checkout.js';
+import { httpMetrics, metricsRoutes } from './routes/opsMetrics.js';
+import { readyRoutes } from './routes/opsReady.js';
+import { bullBoard } from './routes/opsBullBoard.js';
 
 /** The Koa application. Pure wiring: routes and middleware, no listening, so tests can mount it as they like. */
 export function createApp(deps: ApiDeps): Koa {
   const app = new Koa({ proxy: deps.config.trustProxy });
   app.silent = true; // errors are logged by errorHandler, once, with the request id
 
+  deps = { ...deps, apiKeys: deps.apiKeys ?? createApiKeyCache(deps.db, deps.config.apiKeyCacheTtlMs) };
+
   app.use(requestContext(deps.log));
   app.use(httpMetrics());
+  // Outside the error handler, so error responses get security headers, CORS headers and compression too.
+  app.use(securityHeaders());
+  if (deps.config.corsOrigins.length > 0) app.use(corsFor(deps.config.corsOrigins));
+  app.use(compressJson());
+  app.use(conditionalGet());
   app.use(errorHandler());
   // Ops routes come before the JSON body parser: Bull Board parses its own bodies.
   app.use(bullBoard(deps));
@@ -36,6 +49,7 @@ export function createApp(deps: ApiDeps): Koa {
 
   const health = healthRoutes();
   app.use(health.routes());
+  app.use(apiDocsRoutes().routes());
 
   // The hosted checkout page (public, HTML): GET /pay/:id and its status poll.
   app.use(checkoutRoutes(deps).routes());
@@ -45,13 +59,19 @@ export function createApp(deps: ApiDeps): Koa {
   app.use(merchantAdminRoutes(deps).routes());
 
   // Token exchange is the one /api/v1 route that takes the API key in the body instead of the header.
+  const limits = { redis: deps.redis, namespace: deps.config.queuePrefix, windowMs: deps.config.rateLimitWindowMs, log: deps.log };
+  const perIp = ipRateLimit({ ...limits, max: deps.config.rateLimitPerIp });
+  app.use((ctx, next) => (ctx.path.startsWith('/api/') ? perIp(ctx, next) : next()));
+
   const publicV1 = new Router({ prefix: '/api/v1' });
   publicV1.use(authRoutes(deps).routes());
   app.use(publicV1.routes());
 
   const v1 = new Router({ prefix: '/api/v1' });
-  v1.use(merchantAuth(deps.db, deps.jwtKey));
-  for (const r of [chainRoutes(deps), paymentRoutes(deps), paymentResolutionRoutes(deps), webhookEndpointRoutes(deps), webhookDeliveryRoutes(deps)]) v1.use(r.routes());
+  v1.use(merchantAuth(deps.apiKeys!, deps.jwtKey));
+  v1.use(merchantRateLimit({ ...limits, read: deps.config.rateLimitRead, write: deps.config.rateLimitWrite }));
+  v1.use(idempotency(deps.db, { scopeOf: (ctx) => (ctx.state.merchant as MerchantPrincipal).merchantId, retentionHours: deps.config.idempotencyRetentionHours, secret: deps.config.jwtSecret }));
+  for (const r of [chainRoutes(deps), paymentRoutes(deps), paymentResolutionRoutes(deps), eventRoutes(deps), webhookEndpointRoutes(deps), webhookDeliveryRoutes(deps)]) v1.use(r.routes());
   for (const r of [ledgerRoutes(deps), merchantRoutes(deps)]) v1.use(r.routes());
   app.use(v1.routes());
   return app;

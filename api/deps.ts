@@ -4,6 +4,7 @@ import type { Db } from '../shared/db.js';
 import type { Logger } from '../shared/logger.js';
 import type { Queues, RedisConnection } from '../shared/queues/redis.js';
 import type { DepositWallet } from '../shared/wallet/hdWallet.js';
+import type { ApiKeyCache } from './auth/apiKeyCache.js';
 
 /** What the HTTP layer needs; built once in api/main.ts (or by a test). */
 export interface ApiDeps {
@@ -12,6 +13,8 @@ export interface ApiDeps {
   wallet: DepositWallet;
   log: Logger;
   jwtKey: KeyObject;
+  /** Verified API keys, cached briefly; createApp makes one when absent. */
+  apiKeys?: ApiKeyCache;
   /** Producer connection (fails fast when Redis is down): readiness, Bull Board, rate limits. */
   redis: RedisConnection;
   /** The BullMQ queues, for Bull Board and queue-depth metrics. */

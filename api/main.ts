@@ -1,5 +1,3 @@
-import { createServer } from 'node:http';
-import { Server as NetServer } from 'node:net';
 import { loadConfigOrExit } from '../shared/config.js';
 import { createDb } from '../shared/db.js';
 import { createLogger } from '../shared/logger.js';
@@ -8,6 +6,8 @@ import { closeQueues, createQueues, createRedis } from '../shared/queues/redis.j
 import { createDepositWallet } from '../shared/wallet/hdWallet.js';
 import { createApp } from './app.js';
 import { jwtKey } from './auth/merchantAuth.js';
+import { deleteExpiredIdempotencyKeys } from './middleware/idempotency.js';
+import { createApiServer } from './server.js';
 
 /** The `web` process: serves the HTTP API until SIGTERM, then drains in-flight requests and exits 0. */
 const config = loadConfigOrExit();
@@ -30,32 +30,30 @@ const app = createApp({
 });
 
 const handle = app.callback();
-const server = createServer((req, res) => {
+const server = createApiServer(config, (req, res) => {
   // While draining, tell keep-alive clients not to reuse this connection: their next request opens a new one
-  // (to another instance) instead of racing our close and seeing a reset.
-  if (stopping) res.setHeader('Connection', 'close');
+  // (to another instance) instead of racing our close and seeing a reset. (HTTP/2 forbids the header.)
+  if (stopping && req.httpVersionMajor === 1) res.setHeader('Connection', 'close');
   void handle(req, res);
 });
-server.keepAliveTimeout = 65_000; // longer than common load balancer idle timeouts, so they close first
-server.listen(config.port, () => log.info({ port: config.port }, 'api listening'));
+server.listen(config.port, () => log.info({ port: config.port, protocol: server.protocol }, 'api listening'));
+// Secrets in the config are redacted by the logger (REDACT_PATHS); test/integration/apiTransport.test.ts checks it.
+log.debug({ config }, 'configuration');
 
-/** How long keep-alive connections may still bring a (last) request after SIGTERM. */
-const IDLE_CONNECTION_DRAIN_MS = 1000;
+// Idempotency keys are replayable for IDEMPOTENCY_RETENTION_HOURS, then deleted here (every API process runs it;
+// a DELETE twice is harmless). Lookups ignore expired keys anyway, so a late sweep never replays a stale answer.
+const sweepIdempotencyKeys = () =>
+  deleteExpiredIdempotencyKeys(db, config.idempotencyRetentionHours).catch((err) => log.warn({ err: (err as Error).message }, 'idempotency key sweep failed'));
+const idempotencySweep = setInterval(sweepIdempotencyKeys, 15 * 60_000);
+idempotencySweep.unref();
+void sweepIdempotencyKeys();
 
 async function shutdown(signal: string) {
   if (stopping) return;
   stopping = true;
   log.info({ signal }, 'api shutting down');
-  // Stop accepting connections but keep the open keep-alive ones for a moment: a request arriving on one now is
-  // answered with `Connection: close` (above) instead of racing our close and seeing a reset. net.Server's close
-  // does exactly that; http.Server's would also drop idle connections at once. Then drop those still idle.
-  const closed = new Promise((resolve) => server.once('close', resolve));
-  NetServer.prototype.close.call(server);
-  await new Promise((resolve) => setTimeout(resolve, IDLE_CONNECTION_DRAIN_MS));
-  server.closeIdleConnections();
-  const force = setTimeout(() => server.closeAllConnections(), 20_000);
-  await closed;
-  clearTimeout(force);
+  clearInterval(idempotencySweep);
+  await server.close(20_000);
   await closeQueues(queues).catch(() => {});
   await Promise.all([db.destroy(), redis.quit().catch(() => {})]);
   log.info('api stopped');

@@ -18,7 +18,11 @@ export function validate<S extends ZodTypeAny>(schema: S, input: unknown): z.inf
 
 /** Bounded metadata: at most 20 keys, keys ≤ 40 chars, string values ≤ 500 chars (as Stripe). */
 export const metadataSchema = z
-  .record(z.string().max(40), z.union([z.string().max(500), z.number(), z.boolean(), z.null()]))
+  .record(
+    // Keys that mean something to JavaScript objects are refused: metadata must never touch a prototype.
+    z.string().min(1).max(40).refine((k) => !['__proto__', 'constructor', 'prototype'].includes(k), { message: 'is a reserved key' }),
+    z.union([z.string().max(500), z.number(), z.boolean(), z.null()]),
+  )
   .refine((m) => Object.keys(m).length <= 20, { message: 'metadata may have at most 20 keys' });
 
 export const idParam = z.string().regex(/^[a-z]{2,4}_[A-Za-z0-9]{10,40}$/);

@@ -67,6 +67,21 @@ export interface Config {
   workerQueues: string[];
   workerConcurrency: number;
   trustProxy: boolean;
+  /** Merchant API rate limits (per API key, per window): reads (GET/HEAD) and writes have separate budgets. */
+  rateLimitRead: number;
+  rateLimitWrite: number;
+  /** Requests per window one client IP may make to /api/v1 before authentication (slows key guessing). */
+  rateLimitPerIp: number;
+  rateLimitWindowMs: number;
+  /** Origins allowed to call the API from a browser; empty = no CORS headers, ['*'] = any origin. */
+  corsOrigins: string[];
+  /** How long a verified API key is trusted without asking Postgres; also the longest a revoked key keeps working. */
+  apiKeyCacheTtlMs: number;
+  /** Idempotency keys are replayable for at least this long, then deleted. */
+  idempotencyRetentionHours: number;
+  /** Serve HTTPS (HTTP/2 with HTTP/1.1 fallback) with this certificate and key; unset = plain HTTP/1.1 and h2c. */
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
   /** Token for /metrics (Bearer, or Basic with any user); default: the admin token. */
   metricsToken: string;
   /** HTTP Basic credentials for Bull Board at /admin/queues, so a browser can log in; password default: the admin token. */
@@ -266,6 +281,14 @@ export function loadConfig(env: Env = process.env): Config {
     workerQueues: queues,
     workerConcurrency: int(env, 'WORKER_CONCURRENCY', 10, 1, 1000),
     trustProxy: bool(env, 'TRUST_PROXY', false),
+    rateLimitRead: int(env, 'RATE_LIMIT_READ', 3000, 1, 10_000_000),
+    rateLimitWrite: int(env, 'RATE_LIMIT_WRITE', 1200, 1, 10_000_000),
+    rateLimitPerIp: int(env, 'RATE_LIMIT_PER_IP', 6000, 1, 10_000_000),
+    rateLimitWindowMs: int(env, 'RATE_LIMIT_WINDOW_MS', 60_000, 1000, 86_400_000),
+    corsOrigins: corsOrigins(env),
+    apiKeyCacheTtlMs: int(env, 'API_KEY_CACHE_TTL_MS', 5000, 0, 60_000),
+    idempotencyRetentionHours: int(env, 'IDEMPOTENCY_RETENTION_HOURS', 24, 24, 24 * 365),
+    ...tlsFiles(env),
     ...settlementConfig(env),
     metricsToken: secret(env, 'METRICS_TOKEN', adminToken),
     bullBoardUser: str(env, 'BULL_BOARD_USER', 'admin'),
@@ -340,6 +363,33 @@ function settlementConfig(env: Env) {
   };
 }
 
+
+/** CORS_ORIGINS: comma-separated origins (`https://shop.example`), or `*`. */
+function corsOrigins(env: Env): string[] {
+  const origins = str(env, 'CORS_ORIGINS', '').split(',').map((o) => o.trim()).filter(Boolean);
+  for (const origin of origins) {
+    if (origin !== '*' && !/^https?:\/\/[^/\s]+$/.test(origin)) {
+      throw new ConfigError('CORS_ORIGINS', `must be origins like https://shop.example (no path) or *, got "${origin}"`);
+    }
+  }
+  return origins;
+}
+
+/** TLS_CERT_FILE and TLS_KEY_FILE come together and must be readable, so a typo fails at start, not at first request. */
+function tlsFiles(env: Env): { tlsCertFile?: string; tlsKeyFile?: string } {
+  const cert = env.TLS_CERT_FILE || undefined;
+  const key = env.TLS_KEY_FILE || undefined;
+  if (!cert && !key) return {};
+  if (!cert || !key) throw new ConfigError(cert ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE', 'must be set together with ' + (cert ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE'));
+  for (const [name, file] of [['TLS_CERT_FILE', cert], ['TLS_KEY_FILE', key]] as const) {
+    try {
+      readFileSync(file);
+    } catch (err) {
+      throw new ConfigError(name, `cannot be read (${(err as NodeJS.ErrnoException).code})`);
+    }
+  }
+  return { tlsCertFile: cert, tlsKeyFile: key };
+}
 
 /** Loads config or prints the one-line reason and exits: used by process entry points. */
 export function loadConfigOrExit(env: Env = process.env): Config {

@@ -9,6 +9,9 @@ export const REDACT_PATHS = [
   'api_key', '*.api_key', 'secret', '*.secret', 'token', '*.token', 'adminToken', '*.adminToken',
   'jwtSecret', '*.jwtSecret', 'hdMnemonic', '*.hdMnemonic', 'mnemonic', '*.mnemonic', 'privateKey', '*.privateKey', 'gasTankPrivateKey', '*.gasTankPrivateKey',
   'password', '*.password', 'databaseUrl', '*.databaseUrl', 'redisUrl', '*.redisUrl',
+  'headers.authorization', 'headers.cookie', 'metricsToken', '*.metricsToken', 'bullBoardPassword', '*.bullBoardPassword',
+  // RPC URLs often carry a provider key in their path or query
+  'rpcUrl', '*.rpcUrl', 'config.chains[*].rpcUrl',
 ];
 
 export function createLogger(opts: { level: string; pretty: boolean; name: string }): Logger {

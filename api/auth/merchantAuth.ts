@@ -1,14 +1,16 @@
 import { createSecretKey, type KeyObject } from 'node:crypto';
 import type Koa from 'koa';
 import jwt from 'koa-jwt';
-import type { Db } from '../../shared/db.js';
 import { ApiError, unauthorized } from '../../shared/errors.js';
-import { findActiveApiKey, type ApiKeyScope } from '../../shared/merchants/apiKeys.js';
+import type { ApiKeyScope } from '../../shared/merchants/apiKeys.js';
+import type { ApiKeyCache } from './apiKeyCache.js';
 
 export interface MerchantPrincipal {
   merchantId: string;
   scopes: ApiKeyScope[];
   via: 'api_key' | 'jwt';
+  /** The API key used, or the one that issued the JWT: rate limits are per key. */
+  keyId: string;
 }
 
 /** A KeyObject, not a string: jsonwebtoken verifies ~60× faster with one (see ../shared/NOTES.md). */
@@ -17,18 +19,18 @@ export const jwtKey = (secret: string): KeyObject => createSecretKey(Buffer.from
 /**
  * Merchant authentication for /api/v1: `Authorization: Bearer sk_…` (API key) or `Bearer <JWT>` issued by
  * POST /api/v1/auth/token. Sets ctx.state.merchant; any failure is a 401 with the same message, so a caller
- * cannot tell a revoked key from an unknown one.
+ * cannot tell a revoked key from an unknown one. A JWT stops working when the key that issued it is revoked.
  */
-export function merchantAuth(db: Db, jwtSecret: KeyObject): Koa.Middleware {
+export function merchantAuth(keys: ApiKeyCache, jwtSecret: KeyObject): Koa.Middleware {
   const verifyJwt = jwt({ secret: jwtSecret as unknown as string, algorithms: ['HS256'], key: 'jwt' });
   return async (ctx, next) => {
     const match = /^Bearer (\S+)$/.exec(ctx.get('authorization'));
     if (!match) throw unauthorized('Missing Authorization: Bearer <api key or token>');
     const credential = match[1];
     if (credential.startsWith('sk_')) {
-      const key = await findActiveApiKey(db, credential);
+      const key = await keys.findActive(credential);
       if (!key) throw unauthorized('Invalid API key');
-      ctx.state.merchant = { merchantId: key.merchantId, scopes: key.scopes, via: 'api_key' } satisfies MerchantPrincipal;
+      ctx.state.merchant = { merchantId: key.merchantId, scopes: key.scopes, via: 'api_key', keyId: key.keyId } satisfies MerchantPrincipal;
       return next();
     }
     try {
@@ -36,9 +38,12 @@ export function merchantAuth(db: Db, jwtSecret: KeyObject): Koa.Middleware {
     } catch {
       throw unauthorized('Invalid or expired token');
     }
-    const claims = ctx.state.jwt as { sub?: string; scopes?: ApiKeyScope[] };
-    if (!claims?.sub) throw unauthorized('Invalid or expired token');
-    ctx.state.merchant = { merchantId: claims.sub, scopes: claims.scopes ?? ['read'], via: 'jwt' } satisfies MerchantPrincipal;
+    const claims = ctx.state.jwt as { sub?: string; scopes?: ApiKeyScope[]; kid?: string };
+    if (typeof claims?.sub !== 'string' || typeof claims.kid !== 'string' || !(await keys.isActive(claims.kid))) {
+      throw unauthorized('Invalid or expired token');
+    }
+    const scopes = Array.isArray(claims.scopes) ? claims.scopes.filter((s): s is ApiKeyScope => s === 'read' || s === 'write') : ['read' as const];
+    ctx.state.merchant = { merchantId: claims.sub, scopes, via: 'jwt', keyId: claims.kid } satisfies MerchantPrincipal;
     return next();
   };
 }

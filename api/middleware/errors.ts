@@ -13,11 +13,15 @@ export function errorHandler(): Koa.Middleware {
       if (ctx.status === 404 && ctx.body === undefined) {
         throw new ApiError(404, 'not_found_error', 'route_not_found', `No route ${ctx.method} ${ctx.path}`);
       }
+      // A router's allowedMethods() answers a known path with another method by status alone (Allow header set).
+      if ((ctx.status === 405 || ctx.status === 501) && ctx.body === undefined) {
+        throw new ApiError(ctx.status, 'invalid_request_error', 'method_not_allowed', `${ctx.method} is not allowed on ${ctx.path}`);
+      }
     } catch (err) {
       const e = err as { status?: number; statusCode?: number; expose?: boolean; message?: string; code?: string; headers?: Record<string, string> };
       if (err instanceof ApiError) {
         ctx.status = err.status;
-        ctx.body = { error: { type: err.type, code: err.code, message: err.message, ...(err.param ? { param: err.param } : {}), ...err.extra } };
+        ctx.body = errorBody(err);
         return;
       }
       const status = e.status ?? e.statusCode;
@@ -38,6 +42,10 @@ export function errorHandler(): Koa.Middleware {
       ctx.body = { error: { type: 'api_error', code: 'internal_error', message: 'Internal server error' } };
     }
   };
+}
+
+export function errorBody(err: ApiError) {
+  return { error: { type: err.type, code: err.code, message: err.message, ...(err.param ? { param: err.param } : {}), ...err.extra } };
 }
 
 function typeForStatus(status: number): string {

@@ -17,7 +17,9 @@ export function requestContext(log: Logger): Koa.Middleware {
       await next();
     } finally {
       const ms = Math.round(performance.now() - started);
-      ctx.state.log.debug({ method: ctx.method, path: ctx.path, status: ctx.status, ms }, 'request');
+      // ctx.ip honours X-Forwarded-For only with TRUST_PROXY. Headers are logged at debug, with secrets redacted.
+      const line = { method: ctx.method, path: ctx.path, status: ctx.status, ms, ip: ctx.ip, protocol: ctx.protocol, httpVersion: ctx.req.httpVersion };
+      if (ctx.state.log.isLevelEnabled('debug')) ctx.state.log.debug({ ...line, headers: ctx.headers }, 'request');
     }
   };
 }

@@ -4,7 +4,9 @@ import { z } from 'zod';
 import { createMerchant } from '../../shared/merchants/createMerchant.js';
 import type { ApiDeps } from '../deps.js';
 import { adminAuth } from '../auth/adminAuth.js';
+import { idempotency } from '../middleware/idempotency.js';
 import { validate } from '../validation.js';
+import { mountApiKeyAdminRoutes } from './adminKeys.js';
 
 const address = z.string().refine((a) => isAddress(a), { message: 'must be a 0x address' });
 const createMerchantBody = z
@@ -20,6 +22,7 @@ const createMerchantBody = z
 export function adminRoutes(deps: ApiDeps): Router {
   const router = new Router({ prefix: '/admin/v1' });
   router.use(adminAuth(deps.config.adminToken));
+  router.use(idempotency(deps.db, { scopeOf: () => 'admin', retentionHours: deps.config.idempotencyRetentionHours, secret: deps.config.jwtSecret }));
   router.post('/merchants', async (ctx) => {
     const body = validate(createMerchantBody, ctx.request.body);
     const merchant = await createMerchant(deps.db, {
@@ -32,5 +35,6 @@ export function adminRoutes(deps: ApiDeps): Router {
     ctx.status = 201;
     ctx.body = { object: 'merchant', ...merchant };
   });
+  mountApiKeyAdminRoutes(router, deps);
   return router;
 }

@@ -2,7 +2,6 @@ import Router from '@koa/router';
 import jsonwebtoken from 'jsonwebtoken';
 import { z } from 'zod';
 import { unauthorized } from '../../shared/errors.js';
-import { findActiveApiKey } from '../../shared/merchants/apiKeys.js';
 import type { ApiDeps } from '../deps.js';
 import { validate } from '../validation.js';
 
@@ -13,7 +12,7 @@ export function authRoutes(deps: ApiDeps): Router {
   const router = new Router();
   router.post('/auth/token', async (ctx) => {
     const { api_key } = validate(tokenBody, ctx.request.body);
-    const key = await findActiveApiKey(deps.db, api_key);
+    const key = await deps.apiKeys!.findActive(api_key);
     if (!key) throw unauthorized('Invalid API key');
     const expiresIn = deps.config.jwtTtlSeconds;
     const token = jsonwebtoken.sign({ scopes: key.scopes, kid: key.keyId }, deps.jwtKey, { algorithm: 'HS256', subject: key.merchantId, expiresIn });

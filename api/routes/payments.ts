@@ -1,10 +1,12 @@
 import Router from '@koa/router';
 import { z } from 'zod';
-import { notFound } from '../../shared/errors.js';
+import { ApiError, notFound } from '../../shared/errors.js';
+import type { Db } from '../../shared/db.js';
+import { recordEvent } from '../../shared/events/recordEvent.js';
 import { createPayment } from '../../shared/payments/createPayment.js';
 import type { PaymentRow, TransferRow } from '../../shared/payments/paymentRow.js';
 import { presentPayment } from '../../shared/payments/present.js';
-import { PAYMENT_STATUSES } from '../../shared/payments/stateMachine.js';
+import { assertTransition, PAYMENT_STATUSES } from '../../shared/payments/stateMachine.js';
 import type { ApiDeps } from '../deps.js';
 import type { MerchantPrincipal } from '../auth/merchantAuth.js';
 import { requireScope } from '../auth/merchantAuth.js';
@@ -31,6 +33,8 @@ const createPaymentBody = z
   })
   .strict();
 
+const cancelBody = z.object({}).strict();
+
 const listPaymentsQuery = z.object({ status: z.enum(PAYMENT_STATUSES).optional() }).passthrough();
 
 export function paymentRoutes(deps: ApiDeps): Router {
@@ -39,8 +43,7 @@ export function paymentRoutes(deps: ApiDeps): Router {
 
   router.post('/payments', requireScope('write'), async (ctx) => {
     const body = validate(createPaymentBody, ctx.request.body);
-    ctx.status = 201;
-    ctx.body = await createPayment(
+    const created = await createPayment(
       { db: deps.db, chains: deps.config.chains, wallet: deps.wallet, defaultExpiresIn: deps.config.defaultExpiresInSeconds, publicUrl: deps.config.publicUrl },
       merchantOf(ctx.state),
       {
@@ -55,7 +58,14 @@ export function paymentRoutes(deps: ApiDeps): Router {
         cancelUrl: body.cancel_url,
       },
       ctx.state.requestId,
-    );
+    ).catch((err) => rethrowOrderIdExists(deps, merchantOf(ctx.state), body.order_id, err));
+    ctx.status = 201;
+    ctx.body = created;
+  });
+
+  router.post('/payments/:id/cancel', requireScope('write'), async (ctx) => {
+    validate(cancelBody, ctx.request.body);
+    ctx.body = await cancelPayment(deps.db, merchantOf(ctx.state), ctx.params.id, ctx.state.requestId);
   });
 
   router.get('/payments/:id', requireScope('read'), async (ctx) => {
@@ -78,4 +88,42 @@ export function paymentRoutes(deps: ApiDeps): Router {
   });
 
   return router;
+}
+
+/**
+ * order_id is unique per merchant (index payments_merchant_order_id). Two racing creates for one order both pass
+ * any pre-check, so the database decides: the loser's unique violation becomes 409 naming the existing payment.
+ */
+async function rethrowOrderIdExists(deps: ApiDeps, merchantId: string, orderId: string | undefined, err: unknown): Promise<never> {
+  const e = err as { code?: string; constraint?: string };
+  if (orderId !== undefined && e.code === '23505' && e.constraint === 'payments_merchant_order_id') {
+    const existing = await deps.db('payments').select('id').where({ merchant_id: merchantId, order_id: orderId }).first();
+    throw new ApiError(409, 'conflict_error', 'order_id_exists', `A payment for order_id ${JSON.stringify(orderId)} already exists`, 'order_id', {
+      payment_id: existing?.id ?? null,
+    });
+  }
+  throw err;
+}
+
+/**
+ * pending → canceled, through the state machine: the row is locked, the move checked, the update conditional on
+ * the status read, and the `payment.canceled` event recorded in the same transaction. A payment the chain has
+ * already moved on (a transfer seen, expired, confirmed) answers 409.
+ */
+async function cancelPayment(db: Db, merchantId: string, paymentId: string, requestId?: string) {
+  return db.transaction(async (trx) => {
+    const payment: PaymentRow | undefined = await trx('payments').where({ id: paymentId, merchant_id: merchantId }).forUpdate().first();
+    if (!payment) throw notFound('payment');
+    if (payment.status !== 'pending') {
+      throw new ApiError(409, 'conflict_error', 'payment_not_cancelable', `Only a pending payment can be canceled; this one is ${payment.status}`);
+    }
+    assertTransition(payment.status, 'canceled');
+    const [updated]: PaymentRow[] = await trx('payments')
+      .where({ id: payment.id, status: 'pending' })
+      .update({ status: 'canceled', updated_at: trx.fn.now() })
+      .returning('*');
+    const data = presentPayment(updated);
+    await recordEvent(trx, { merchantId, type: 'payment.canceled', paymentId: payment.id, data, requestId });
+    return data;
+  });
 }

@@ -1,0 +1,21 @@
+import { readFileSync } from 'node:fs';
+import Router from '@koa/router';
+import { renderApiDocs } from '../docs/renderApiDocs.js';
+
+/** The OpenAPI document kept in the repo; every route the app registers must be in it (test/integration/openapi.test.ts). */
+export const OPENAPI_PATH = new URL('../../docs/openapi.json', import.meta.url);
+
+/** GET /openapi.json (the document) and GET /docs (a readable page rendered from it, self-contained). Public. */
+export function apiDocsRoutes(): Router {
+  const document = JSON.parse(readFileSync(OPENAPI_PATH, 'utf8'));
+  const page = renderApiDocs(document);
+  const router = new Router();
+  router.get('/openapi.json', (ctx) => {
+    ctx.body = document;
+  });
+  router.get('/docs', (ctx) => {
+    ctx.type = 'text/html; charset=utf-8';
+    ctx.body = page;
+  });
+  return router;
+}
