@@ -7,6 +7,7 @@ import type { PaymentRow, TransferRow } from '../../shared/payments/paymentRow.j
 import { presentPayment } from '../../shared/payments/present.js';
 import { finalThrough } from '../../shared/payments/reevaluatePayment.js';
 import { assertTransition } from '../../shared/payments/stateMachine.js';
+import { onPaymentConfirmed } from '../../shared/settlement/onPaymentConfirmed.js';
 import type { ApiDeps } from '../deps.js';
 import { requireScope, type MerchantPrincipal } from '../auth/merchantAuth.js';
 import { validate } from '../validation.js';
@@ -58,6 +59,7 @@ export function paymentResolutionRoutes(deps: ApiDeps): Router {
         .whereNull('resolution')
         .update({ ...update, resolved_at: trx.fn.now(), updated_at: trx.fn.now() })
         .returning('*');
+      if (body.action === 'accept') await onPaymentConfirmed(trx, updated);
       const data = presentPayment(updated);
       if (body.action === 'accept') {
         await recordEvent(trx, { merchantId, type: 'payment.confirmed', paymentId: payment.id, data, requestId: ctx.state.requestId });
