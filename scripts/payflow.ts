@@ -18,7 +18,7 @@ const USAGE = `usage: npm run -s payflow -- <command> [options]
   key:revoke --key <key_…>                                      revoke an API key at once
   keys:list --merchant <mer_…>                                  a merchant's keys (prefixes only, never the key)
   payments:stuck [--older-than <seconds>]                       payments that should have moved (default 3600 s)
-  jobs:retry-failed [--queue chain|payments|webhooks]           move failed BullMQ jobs back to waiting
+  jobs:retry-failed [--queue <name>]                            move failed BullMQ jobs back to waiting (every queue by default)
   webhooks:redeliver (--delivery <whd_…> | --event <evt_…> | --failed [--since <ISO time>])
   chains:cursors                                                each chain's scan position, node head and lag
 `;
