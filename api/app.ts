@@ -28,7 +28,9 @@ import { bullBoard } from './routes/opsBullBoard.js';
 
 /** The Koa application. Pure wiring: routes and middleware, no listening, so tests can mount it as they like. */
 export function createApp(deps: ApiDeps): Koa {
-  const app = new Koa({ proxy: deps.config.trustProxy });
+  // Behind N proxies, the client is the address the outermost of ours appended: N from the right of X-Forwarded-For
+  // (everything left of it is whatever the client chose to send).
+  const app = new Koa({ proxy: deps.config.trustProxy, maxIpsCount: deps.config.trustProxyHops });
   app.silent = true; // errors are logged by errorHandler, once, with the request id
 
   deps = { ...deps, apiKeys: deps.apiKeys ?? createApiKeyCache(deps.db, deps.config.apiKeyCacheTtlMs) };

@@ -67,6 +67,8 @@ export interface Config {
   workerQueues: string[];
   workerConcurrency: number;
   trustProxy: boolean;
+  /** With trustProxy: how many proxies of ours append to X-Forwarded-For; the client IP is that many from the right. */
+  trustProxyHops: number;
   /** Merchant API rate limits (per API key, per window): reads (GET/HEAD) and writes have separate budgets. */
   rateLimitRead: number;
   rateLimitWrite: number;
@@ -281,6 +283,7 @@ export function loadConfig(env: Env = process.env): Config {
     workerQueues: queues,
     workerConcurrency: int(env, 'WORKER_CONCURRENCY', 10, 1, 1000),
     trustProxy: bool(env, 'TRUST_PROXY', false),
+    trustProxyHops: int(env, 'TRUST_PROXY_HOPS', 1, 1, 10),
     rateLimitRead: int(env, 'RATE_LIMIT_READ', 3000, 1, 10_000_000),
     rateLimitWrite: int(env, 'RATE_LIMIT_WRITE', 1200, 1, 10_000_000),
     rateLimitPerIp: int(env, 'RATE_LIMIT_PER_IP', 6000, 1, 10_000_000),

@@ -98,8 +98,10 @@ describe('API transport: rate limits, proxies, HTTP/2, logs', function () {
       expect(limited.status).to.equal(429);
       expect(limited.headers.get('retry-after')).to.be.a('string');
       expect((await from('203.0.113.8')).status).to.equal(401);
-      // Through a proxy chain, the client is the left-most address.
-      expect((await from('203.0.113.7, 10.0.0.1')).status).to.equal(429);
+      // The client is the address our proxy appended (right-most, TRUST_PROXY_HOPS=1): what the client itself
+      // wrote to the left of it is not believed, so prepending addresses does not escape the limit.
+      expect((await from('198.51.100.200, 203.0.113.7')).status).to.equal(429);
+      expect((await from('203.0.113.7, 198.51.100.201')).status).to.equal(401);
     });
 
     // Without TRUST_PROXY, X-Forwarded-For is ignored: see the logs test below (one more API process would cost ~10 s).

@@ -25,7 +25,7 @@ const errorFor = (env: Record<string, string>) => {
 describe('config: API options', () => {
   it('has the documented defaults', () => {
     const c = loadConfig(base);
-    expect(c).to.include({ rateLimitRead: 3000, rateLimitWrite: 1200, rateLimitPerIp: 6000, rateLimitWindowMs: 60_000, apiKeyCacheTtlMs: 5000, idempotencyRetentionHours: 24 });
+    expect(c).to.include({ rateLimitRead: 3000, rateLimitWrite: 1200, rateLimitPerIp: 6000, rateLimitWindowMs: 60_000, apiKeyCacheTtlMs: 5000, idempotencyRetentionHours: 24, trustProxyHops: 1 });
     expect(c.corsOrigins).to.deep.equal([]);
     expect(c.tlsCertFile).to.equal(undefined);
   });
