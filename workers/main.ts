@@ -102,6 +102,7 @@ const handlers: Record<QueueName, (job: Job) => Promise<unknown>> = {
         db,
         config,
         log: jlog,
+        requestId: job.data.requestId,
         onAttempt: (o, seconds) => {
           webhookDeliveries.inc({ outcome: o });
           webhookAttemptDuration.observe({ outcome: o }, seconds);

@@ -18,6 +18,7 @@ describe('ops: Procfile dynos, WORKER_QUEUES / WORKER_CONCURRENCY, request ids i
   const received: { type: string; data: { id: string; status: string } }[] = [];
   let inFlight = 0;
   let maxInFlight = 0;
+  let failedOnce = false;
 
   before(async () => {
     server = createServer((req, res) => {
@@ -28,7 +29,13 @@ describe('ops: Procfile dynos, WORKER_QUEUES / WORKER_CONCURRENCY, request ids i
       req.on('end', () =>
         setTimeout(() => {
           inFlight--;
-          received.push(JSON.parse(Buffer.concat(chunks).toString()));
+          const event = JSON.parse(Buffer.concat(chunks).toString());
+          // The first attempt for order "fail-first" fails, so its delivery is retried by a later job.
+          if (event.data.order_id === 'fail-first' && !failedOnce) {
+            failedOnce = true;
+            return void res.writeHead(500).end();
+          }
+          received.push(event);
           res.writeHead(200).end();
         }, 200),
       );
@@ -62,7 +69,7 @@ describe('ops: Procfile dynos, WORKER_QUEUES / WORKER_CONCURRENCY, request ids i
     for (let i = 0; i < 4; i++) {
       const res = await call(gw, 'POST', '/api/v1/payments', {
         auth: merchant.api_key,
-        body: { amount: '0.01', currency: 'ETH' },
+        body: { amount: '0.01', currency: 'ETH', ...(i === 0 ? { order_id: 'fail-first' } : {}) },
         headers: i === 0 ? { 'x-request-id': requestId } : {},
       });
       expect(res.status).to.equal(201);
@@ -72,14 +79,17 @@ describe('ops: Procfile dynos, WORKER_QUEUES / WORKER_CONCURRENCY, request ids i
     await waitFor(async () => received.filter((e) => e.type === 'payment.created').length === 4, 30_000, () => gw.logs().slice(-4000));
     expect(maxInFlight, 'WORKER_CONCURRENCY=1: one delivery at a time').to.equal(1);
 
-    // The request id sent as X-Request-Id is on the worker's log lines for the webhook job that request caused.
+    // The request id sent as X-Request-Id is on the worker's log lines for the webhook jobs that request caused,
+    // the retry included.
+    expect(failedOnce).to.equal(true);
     const workerLines = gw
       .logs()
       .split('\n')
       .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as { name: string; requestId?: string; msg: string; deliveryId?: string })
+      .map((l) => JSON.parse(l) as { name: string; requestId?: string; msg: string; deliveryId?: string; attempt?: number })
       .filter((l) => l.name === 'worker' && l.requestId === requestId);
     expect(workerLines.map((l) => l.msg)).to.include.members(['webhook attempt', 'webhook job done']);
+    expect(workerLines.filter((l) => l.msg === 'webhook attempt').map((l) => l.attempt)).to.include.members([1, 2]);
 
     // Paid, but nobody scans: it stays pending and the cursor does not move.
     const chain = chainClient(gw.stack.rpcUrl, gw.stack.usdcAddress);

@@ -23,6 +23,8 @@ export interface DeliverDeps {
   /** Sends the request; default: the SSRF-filtering poster built from the config. */
   post?: WebhookPoster;
   onAttempt?: (outcome: DeliveryOutcome, seconds: number) => void;
+  /** X-Request-Id of the API call that caused the event: retry jobs carry it on, so every attempt logs with it. */
+  requestId?: string;
 }
 
 /** How long past its timeout an attempt still counts as in flight (slow commits, GC pauses). */
@@ -146,7 +148,13 @@ export async function deliverWebhook(deps: DeliverDeps, deliveryId: string): Pro
     const nextAttemptAt = new Date(now.getTime() + decision.delaySeconds * 1000);
     await finish('pending', nextAttemptAt);
     await enqueueInTx(trx, [
-      { queue: QUEUES.webhooks, name: 'deliver', jobId: `${deliveryId}-${attempt}`, payload: { deliveryId }, runAt: nextAttemptAt },
+      {
+        queue: QUEUES.webhooks,
+        name: 'deliver',
+        jobId: `${deliveryId}-${attempt}`,
+        payload: { deliveryId, ...(deps.requestId ? { requestId: deps.requestId } : {}) },
+        runAt: nextAttemptAt,
+      },
     ]);
     await wakeDeferredDelivery(trx, endpoint.id);
     return 'retrying';
