@@ -4,7 +4,7 @@ import { ApiError, notFound } from '../../shared/errors.js';
 import type { ApiDeps } from '../deps.js';
 import { loadCheckoutPayment, presentCheckoutStatus } from '../checkout/loadCheckout.js';
 import { CHECKOUT_SECURITY_HEADERS, renderCheckoutPage, renderNotFoundPage, renderTooManyRequestsPage } from '../checkout/page.js';
-import { createFixedWindowLimiter } from '../checkout/rateLimit.js';
+import { ipRateLimit } from '../middleware/rateLimit.js';
 
 /**
  * The hosted checkout page, public: the unguessable payment id in the URL is the only key, so these routes show
@@ -15,24 +15,27 @@ import { createFixedWindowLimiter } from '../checkout/rateLimit.js';
  */
 export function checkoutRoutes(deps: ApiDeps): Router {
   const router = new Router({ prefix: '/pay' });
-  const limiter = createFixedWindowLimiter(deps.config.checkoutRateLimit);
+  // The API's Redis limiter, with its own budget per client IP (customers are not merchants): shared by every API
+  // process, and failing open when Redis is down so the page stays up.
+  const perIp = ipRateLimit({
+    redis: deps.redis,
+    namespace: `${deps.config.queuePrefix}:checkout`,
+    windowMs: 60_000,
+    max: deps.config.checkoutRateLimit,
+    log: deps.log,
+  });
 
   router.use(async (ctx, next) => {
     ctx.set(CHECKOUT_SECURITY_HEADERS);
-    const { allowed, remaining, retryAfterSeconds } = limiter.hit(ctx.ip);
-    ctx.set('X-RateLimit-Limit', String(deps.config.checkoutRateLimit));
-    ctx.set('X-RateLimit-Remaining', String(remaining));
-    if (!allowed) {
-      ctx.set('Retry-After', String(retryAfterSeconds));
-      if (ctx.path.endsWith('/status')) {
-        throw new ApiError(429, 'rate_limit_error', 'rate_limited', `Too many requests; retry in ${retryAfterSeconds} s`);
-      }
+    try {
+      await perIp(ctx, next);
+    } catch (err) {
+      // The status poll keeps the JSON 429 the limiter throws; a person loading the page gets a page.
+      if (!(err instanceof ApiError && err.status === 429) || ctx.path.endsWith('/status')) throw err;
       ctx.status = 429;
       ctx.type = 'html';
-      ctx.body = renderTooManyRequestsPage(retryAfterSeconds);
-      return;
+      ctx.body = renderTooManyRequestsPage(Number(ctx.response.get('Retry-After')) || 60);
     }
-    await next();
   });
 
   router.get('/:id', async (ctx) => {

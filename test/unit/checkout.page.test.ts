@@ -4,7 +4,6 @@ import { checkoutState } from '../../api/checkout/checkoutState.js';
 import { escapeHtml, html, trusted } from '../../api/checkout/html.js';
 import type { CheckoutPayment } from '../../api/checkout/loadCheckout.js';
 import { CHECKOUT_CSP, formatTimeLeft, renderCheckoutPage } from '../../api/checkout/page.js';
-import { createFixedWindowLimiter } from '../../api/checkout/rateLimit.js';
 
 const payment: CheckoutPayment = {
   id: 'pay_AAAAAAAAAAAAAAAAAAAAAA',
@@ -68,16 +67,5 @@ describe('checkout page rendering', () => {
     expect(page).to.include('href="https://shop.example/thanks?a=1&amp;b=2"');
     expect(page).to.not.include('id="cancel-link"');
     expect(page).to.include('<span id="token-address">0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913</span>');
-  });
-});
-
-describe('checkout rate limiter (fixed window, in memory)', () => {
-  it('allows `limit` hits per client per window, then tells when to retry', () => {
-    const limiter = createFixedWindowLimiter(3, 60_000);
-    const t0 = 1_800_000_000_000; // a window boundary
-    expect([1, 2, 3].map(() => limiter.hit('1.2.3.4', t0 + 10).allowed)).to.deep.equal([true, true, true]);
-    expect(limiter.hit('1.2.3.4', t0 + 15_000)).to.deep.equal({ allowed: false, remaining: 0, retryAfterSeconds: 45 });
-    expect(limiter.hit('5.6.7.8', t0 + 15_000).allowed).to.equal(true); // another client has its own budget
-    expect(limiter.hit('1.2.3.4', t0 + 60_000).allowed).to.equal(true); // next window
   });
 });
