@@ -59,10 +59,13 @@ function observeScanStep(s: StepResult) {
 /** The request that caused a job (X-Request-Id), on every log line the job writes. */
 const jobLog = (job: Job) => log.child({ queue: job.queueName, jobId: job.id, ...(job.data?.requestId ? { requestId: job.data.requestId } : {}) });
 
-// Fails fast on a node that serves another chain than the database follows (see ensureCursor).
+// Fails fast on a node that serves another chain than the database follows (see ensureCursor). A chain whose
+// node is down at start is ensured by its first scan job instead.
+const cursorReady = new Set<number>();
 for (const chain of config.chains) {
   try {
     await ensureCursor(db, rpcs.get(chain.chainId)!, chain);
+    cursorReady.add(chain.chainId);
   } catch (err) {
     log.error({ chainId: chain.chainId, err: (err as Error).message }, 'cannot start scanning this chain');
     if ((err as Error).name === 'ChainDataError') process.exit(1);
@@ -88,7 +91,10 @@ const handlers: Record<QueueName, (job: Job) => Promise<unknown>> = {
     const chain = config.chains.find((c) => c.chainId === job.data.chainId);
     if (!chain) return 'unknown chain';
     const rpc = rpcs.get(chain.chainId)!;
-    await ensureCursor(db, rpc, chain);
+    if (!cursorReady.has(chain.chainId)) {
+      await ensureCursor(db, rpc, chain);
+      cursorReady.add(chain.chainId);
+    }
     return scanChain({ db, rpc, chain, log, onStep: observeScanStep });
   },
   [QUEUES.payments]: async (job) => {

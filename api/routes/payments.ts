@@ -30,6 +30,8 @@ const createPaymentBody = z
     confirmations: z.number().int().min(1).max(1000).optional(),
     success_url: redirectUrl.optional(),
     cancel_url: redirectUrl.optional(),
+    underpaid_tolerance_percent: z.string().regex(/^\d{1,3}(\.\d{1,2})?$/, 'must be a percentage like "0.5"').refine((p) => Number(p) <= 100, 'must be at most 100').optional(),
+    underpaid_tolerance_amount: z.string().max(100).optional(),
   })
   .strict();
 
@@ -56,6 +58,8 @@ export function paymentRoutes(deps: ApiDeps): Router {
         confirmations: body.confirmations,
         successUrl: body.success_url,
         cancelUrl: body.cancel_url,
+        underpaidTolerancePercent: body.underpaid_tolerance_percent,
+        underpaidToleranceAmount: body.underpaid_tolerance_amount,
       },
       ctx.state.requestId,
     ).catch((err) => rethrowOrderIdExists(deps, merchantOf(ctx.state), body.order_id, err));

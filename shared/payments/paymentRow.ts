@@ -25,6 +25,7 @@ export interface PaymentRow {
   address: string;
   address_index: number;
   confirmations_required: number;
+  finality_tag?: 'safe' | 'finalized' | null;
   order_id: string | null;
   metadata: Record<string, unknown>;
   checkout_url?: string | null;

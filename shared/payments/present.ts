@@ -23,7 +23,8 @@ export function presentPayment(row: PaymentRow, extra?: { transfers?: TransferRo
     chain_id: Number(row.chain_id),
     token_address: row.token_address,
     address: row.address,
-    confirmations_required: row.confirmations_required,
+    // A number of blocks, or the node's block tag ("safe" / "finalized") that decides finality on this chain.
+    confirmations_required: row.finality_tag ?? row.confirmations_required,
     order_id: row.order_id,
     metadata: row.metadata,
     checkout_url: row.checkout_url ?? null,
