@@ -107,6 +107,7 @@ describe('ops: SIGTERM under load (API and worker processes)', function () {
     const worker1 = await gw.startWorker();
 
     const statuses: number[] = [];
+    const answered = new Map<string, string>(); // order_id → which API answered 201
     const failures: string[] = [];
     let refused = 0;
     let stopLoad = false;
@@ -120,8 +121,9 @@ describe('ops: SIGTERM under load (API and worker processes)', function () {
             headers: { authorization: `Bearer ${merchant.api_key}`, 'content-type': 'application/json' },
             body: JSON.stringify({ amount: '0.001', currency: 'ETH', order_id: `load-${n}-${i}` }),
           });
-          await res.text();
+          const text = await res.text();
           statuses.push(res.status);
+          if (res.status === 201) answered.set(`load-${n}-${i}`, `${target === gw.apiUrl ? 'api1' : 'api2'} ${JSON.parse(text).id}`);
         } catch (err) {
           const code = ((err as Error).cause as { code?: string } | undefined)?.code ?? (err as Error).message;
           if (code === 'ECONNREFUSED' && target === gw.apiUrl) {
@@ -147,6 +149,9 @@ describe('ops: SIGTERM under load (API and worker processes)', function () {
     expect(failures, 'errors other than a refused new connection').to.deep.equal([]);
     expect(new Set(statuses)).to.deep.equal(new Set([201]));
     const created = await gw.db('payments').where({ merchant_id: merchant.id }).select('id', 'order_id');
+    const stored = new Set(created.map((p) => p.order_id));
+    const missing = [...answered].filter(([orderId]) => !stored.has(orderId));
+    expect(missing, 'answered 201 but not in Postgres').to.deep.equal([]);
     expect(created.length, 'every 201 is a payment, and only those').to.equal(statuses.length);
     expect(new Set(created.map((p) => p.order_id)).size).to.equal(created.length);
 
