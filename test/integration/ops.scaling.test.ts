@@ -82,12 +82,19 @@ describe('ops: Procfile dynos, WORKER_QUEUES / WORKER_CONCURRENCY, request ids i
     // The request id sent as X-Request-Id is on the worker's log lines for the webhook jobs that request caused,
     // the retry included.
     expect(failedOnce).to.equal(true);
-    const workerLines = gw
-      .logs()
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as { name: string; requestId?: string; msg: string; deliveryId?: string; attempt?: number })
-      .filter((l) => l.name === 'worker' && l.requestId === requestId);
+    // The worker logs an attempt just after the receiver has answered it: wait for the lines, do not race them.
+    const linesOfRequest = () =>
+      gw
+        .logs()
+        .split('\n')
+        .filter((l) => l.startsWith('{') && l.includes(requestId))
+        .map((l) => JSON.parse(l) as { name: string; requestId?: string; msg: string; deliveryId?: string; attempt?: number })
+        .filter((l) => l.name === 'worker' && l.requestId === requestId);
+    const workerLines = await waitFor(async () => {
+      const lines = linesOfRequest();
+      const attempts = lines.filter((l) => l.msg === 'webhook attempt').map((l) => l.attempt);
+      return attempts.includes(1) && attempts.includes(2) && lines.some((l) => l.msg === 'webhook job done') && lines;
+    }, 15_000, () => JSON.stringify(linesOfRequest(), null, 1));
     expect(workerLines.map((l) => l.msg)).to.include.members(['webhook attempt', 'webhook job done']);
     expect(workerLines.filter((l) => l.msg === 'webhook attempt').map((l) => l.attempt)).to.include.members([1, 2]);
 

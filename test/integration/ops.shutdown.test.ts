@@ -162,11 +162,18 @@ describe('ops: SIGTERM under load (API and worker processes)', function () {
     await waitFor(async () => new Set(receiver.seen).size >= expected.length, 90_000, () => `${receiver.seen.length}/${expected.length}\n${gw.logs().slice(-3000)}`);
     expect(receiver.seen.length, 'no webhook delivered twice').to.equal(expected.length);
     expect(new Set(receiver.seen)).to.deep.equal(new Set(expected));
-    const attempts = await gw.db('webhook_attempts')
-      .join('webhook_deliveries', 'webhook_deliveries.id', 'webhook_attempts.delivery_id')
-      .where('webhook_deliveries.endpoint_id', ep.body.id)
-      .count<{ n: string }[]>({ n: '*' });
-    expect(Number(attempts[0].n)).to.equal(expected.length);
+    // Each attempt row is committed just after the receiver answered: wait for them, then check there is no extra.
+    const attemptCount = async () =>
+      Number(
+        (
+          await gw.db('webhook_attempts')
+            .join('webhook_deliveries', 'webhook_deliveries.id', 'webhook_attempts.delivery_id')
+            .where('webhook_deliveries.endpoint_id', ep.body.id)
+            .count<{ n: string }[]>({ n: '*' })
+        )[0].n,
+      );
+    await waitFor(async () => (await attemptCount()) >= expected.length, 20_000);
+    expect(await attemptCount()).to.equal(expected.length);
     console.log(`      (${statuses.length} requests, ${refused} refused new connections after SIGTERM, ${expected.length} webhooks)`);
   });
 });
