@@ -113,7 +113,9 @@ function connectionDrainer() {
           const n = (busy.get(socket) ?? 1) - 1;
           if (n > 0) return void busy.set(socket, n);
           busy.delete(socket);
-          if (closing) socket.end();
+          // Only after an answer that said `Connection: close`: one that promised keep-alive (it started before
+          // the drain) may be followed by the client's next request at once, which must be answered, not reset.
+          if (closing && String(res.getHeader('connection')).toLowerCase() === 'close') socket.end();
         });
       });
     },
