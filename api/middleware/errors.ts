@@ -31,6 +31,13 @@ export function errorHandler(): Koa.Middleware {
         ctx.body = { error: { type: typeForStatus(status), code: codeForStatus(status), message: e.message ?? 'Bad request' } };
         return;
       }
+      // Postgres class 22 (data exception: a NUL byte, an out-of-range number) can only come from input that
+      // validation let through; it is the caller's input, not our fault.
+      if (typeof e.code === 'string' && /^22[0-9A-Z]{3}$/.test(e.code)) {
+        ctx.status = 400;
+        ctx.body = { error: { type: 'invalid_request_error', code: 'parameter_invalid', message: 'A parameter holds a value that cannot be stored or compared' } };
+        return;
+      }
       if (isDatabaseUnavailable(err)) {
         ctx.status = 503;
         ctx.set('Retry-After', '5');

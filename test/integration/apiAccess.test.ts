@@ -86,6 +86,19 @@ describe('API access and validation', function () {
     expectError(await call(gw, 'GET', `/api/v1/webhook-endpoints/${ep.body.id}`, { auth: alice.api_key }), 404);
   });
 
+  it('ids holding bytes Postgres cannot compare (NUL) answer 4xx, never 500', async () => {
+    for (const [method, route] of [
+      ['GET', '/api/v1/payments/%00'],
+      ['POST', '/api/v1/webhook-endpoints/%00/test'],
+      ['GET', '/api/v1/events/pay_%00'],
+      ['POST', '/api/v1/payments/%00/resolve'],
+    ] as const) {
+      const res = await call(gw, method, route, { auth: alice.api_key, ...(method === 'POST' ? { body: { action: 'accept' } } : {}) });
+      expect(res.status, `${method} ${route}: ${JSON.stringify(res.body)}`).to.be.within(400, 499);
+      expect(res.body.error.type).to.be.a('string');
+    }
+  });
+
   it('rejects bad payment input with 400 naming the parameter, and writes nothing', async () => {
     const before = Number((await gw.db('payments').count('* as n').first())!.n);
     const cases: [unknown, string, string][] = [

@@ -127,7 +127,6 @@ describe('chain correctness: chains, finality tags, backfill, RPC faults, many w
       expect(p2Final.amount_received).to.equal('3'); // the transfer on chain 31337 to the same address never counted
       const cursors = await gw.db('chain_cursors').orderBy('chain_id');
       expect(cursors.map((c) => Number(c.chain_id))).to.deep.equal([31337, 31338]);
-      expect(cursors[0].genesis_hash).to.not.equal(cursors[1].genesis_hash);
     });
   });
 
