@@ -156,7 +156,8 @@ export async function startDevChain(opts: DevChainOptions): Promise<DevChainHand
     NO_COLOR: '1',
     FORCE_COLOR: '0',
   };
-  // A parent's --import=tsx (mocha) must not leak into hardhat's plain-JS process.
+  // Hardhat is plain JS; an inherited NODE_OPTIONS='--import tsx' would be
+  // resolved from cwd (a temp dir without node_modules) and crash it at boot.
   delete env.NODE_OPTIONS;
 
   // A node left over from a previous run would answer our readiness poll while
