@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { chainClient } from '../support/chain.js';
 import { startFaultProxy, type FaultProxy } from '../support/faultProxy.js';
-import { startGateway, type Gateway } from '../support/gateway.js';
+import { startGateway, waitFor, type Gateway } from '../support/gateway.js';
 import { startWebhookReceiver } from '../support/webhookReceiver.js';
 import { assertRecovered, createPayments, FAULT_ENV, openShop, PAYMENT_WEI, sleep } from './faultKit.js';
 
@@ -53,9 +53,9 @@ describe('fault: the RPC node drops, delays, answers 5xx and truncated JSON at r
       mining = false;
       await miner;
     }
-    for (const fault of ['drop', 'delay', 'error5xx', 'truncate']) {
-      expect(proxy.stats.faults[fault] ?? 0, `${fault} faults injected`).to.be.greaterThan(0);
-    }
+    // Faults are drawn at random per request; the scanner keeps polling through the proxy, so every kind is soon
+    // drawn at least once (asserting right away made the test depend on luck).
+    await waitFor(async () => ['drop', 'delay', 'error5xx', 'truncate'].every((f) => (proxy!.stats.faults[f] ?? 0) > 0), 60_000, () => JSON.stringify(proxy!.stats.faults));
     expect(g.workers.every((w) => w.exitCode === null), 'the worker survived the faults').to.equal(true);
   });
 });
