@@ -11,7 +11,6 @@ import { idempotency } from './middleware/idempotency.js';
 import { ipRateLimit, merchantRateLimit } from './middleware/rateLimit.js';
 import { apiDocsRoutes } from './routes/apiDocs.js';
 import { eventRoutes } from './routes/events.js';
-import { healthRoutes } from './routes/health.js';
 import { adminRoutes } from './routes/admin.js';
 import { authRoutes } from './routes/auth.js';
 import { chainRoutes } from './routes/chains.js';
@@ -35,6 +34,12 @@ export function createApp(deps: ApiDeps): Koa {
 
   deps = { ...deps, apiKeys: deps.apiKeys ?? createApiKeyCache(deps.db, deps.config.apiKeyCacheTtlMs) };
 
+  // Liveness first: a load balancer probes it often, and it must stay cheap and answer even when everything behind
+  // it is slow. It carries no secrets and no state, so it skips the request pipeline below.
+  app.use((ctx, next) => {
+    if (ctx.path !== '/health' || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next();
+    ctx.body = { status: 'ok' };
+  });
   app.use(requestContext(deps.log));
   app.use(httpMetrics());
   // Outside the error handler, so error responses get security headers, CORS headers and compression too.
@@ -49,8 +54,6 @@ export function createApp(deps: ApiDeps): Koa {
   app.use(readyRoutes(deps).routes());
   app.use(jsonBody());
 
-  const health = healthRoutes();
-  app.use(health.routes());
   app.use(apiDocsRoutes().routes());
 
   // The hosted checkout page (public, HTML): GET /pay/:id and its status poll.
