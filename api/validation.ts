@@ -25,4 +25,3 @@ export const metadataSchema = z
   )
   .refine((m) => Object.keys(m).length <= 20, { message: 'metadata may have at most 20 keys' });
 
-export const idParam = z.string().regex(/^[a-z]{2,4}_[A-Za-z0-9]{10,40}$/);

@@ -31,8 +31,6 @@ const TRANSITIONS: Record<PaymentStatus, readonly PaymentStatus[]> = {
   refunded: [],
 };
 
-export const OPEN_STATUSES: readonly PaymentStatus[] = ['pending', 'confirming'];
-
 export class IllegalTransitionError extends Error {
   override name = 'IllegalTransitionError';
   constructor(readonly from: PaymentStatus, readonly to: PaymentStatus) {

@@ -14,11 +14,3 @@ export const QUEUES = {
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 export const ALL_QUEUES: QueueName[] = Object.values(QUEUES);
 
-export interface JobPayloads {
-  'chain:scan': { chainId: number };
-  'payments:expire': Record<string, never>;
-  'payments:reconcile': Record<string, never>;
-  'webhooks:deliver': { deliveryId: string; requestId?: string };
-  'settlement:settle': { paymentId: string };
-  'settlement:reconcile': Record<string, never>;
-}

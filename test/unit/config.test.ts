@@ -1,13 +1,10 @@
 import { expect } from 'chai';
 import { loadConfig } from '../../shared/config.js';
 import { ConfigError } from '../../shared/errors.js';
+import { minimalEnv } from '../support/configEnv.js';
 
 const base = {
-  DATABASE_URL: 'postgres://u:p@127.0.0.1:5432/payflow',
-  REDIS_URL: 'redis://127.0.0.1:6379',
-  ADMIN_TOKEN: 'a'.repeat(32),
-  JWT_SECRET: 'j'.repeat(32),
-  HD_MNEMONIC: 'test test test test test test test test test test test junk',
+  ...minimalEnv,
   CHAINS: JSON.stringify([
     { chain_id: 31337, name: 'dev', rpc_url: 'http://127.0.0.1:8545', confirmations: 2, block_time: 1, tokens: [{ symbol: 'USDC', address: '0x5FbDB2315678afecb367f032d93F642f64180aa3', decimals: 6 }] },
   ]),

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { loadConfig } from '../../shared/config.js';
+import { minimalEnv } from '../support/configEnv.js';
 import { RETRY_AFTER_MAX_SECONDS, decideRetry, isSuccessStatus, parseRetryAfter } from '../../shared/webhooks/retryPolicy.js';
 
 describe('webhooks.retryPolicy', () => {
@@ -33,14 +34,7 @@ describe('webhooks.retryPolicy', () => {
       expect(decideRetry({ attemptInRound: schedule.length + 1, schedule, statusCode: 500, retryAfterSeconds: null })).to.deep.equal({ retry: false });
     });
     it('the default schedule (WEBHOOK_RETRY_SCHEDULE) is 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h; other options default as documented', () => {
-      const config = loadConfig({
-        DATABASE_URL: 'postgres://u:p@127.0.0.1:5432/payflow',
-        REDIS_URL: 'redis://127.0.0.1:6379',
-        ADMIN_TOKEN: 'a'.repeat(32),
-        JWT_SECRET: 'j'.repeat(32),
-        HD_MNEMONIC: 'test test test test test test test test test test test junk',
-        CHAINS: JSON.stringify([{ chain_id: 31337, rpc_url: 'http://127.0.0.1:8545' }]),
-      });
+      const config = loadConfig(minimalEnv);
       expect(config).to.include({ webhookTimeoutMs: 10_000, allowPrivateWebhookUrls: false, webhookEndpointConcurrency: 3, webhookDisableAfterDays: 5 });
       expect(config.webhookRetrySchedule).to.deep.equal([5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 14 * 3600, 20 * 3600, 24 * 3600]);
     });
