@@ -3,8 +3,11 @@ import { z } from 'zod';
 import { ApiError, notFound } from '../../shared/errors.js';
 import type { Db } from '../../shared/db.js';
 import { recordEvent } from '../../shared/events/recordEvent.js';
+import { createMerchantSettingsCache } from '../../shared/merchants/settingsCache.js';
 import { createPayment } from '../../shared/payments/createPayment.js';
-import type { PaymentRow, TransferRow } from '../../shared/payments/paymentRow.js';
+import { createAddressSource } from '../../shared/wallet/addressPool.js';
+import { findPaymentWithTransfers } from '../../shared/payments/findPayment.js';
+import type { PaymentRow } from '../../shared/payments/paymentRow.js';
 import { presentPayment } from '../../shared/payments/present.js';
 import { assertTransition, PAYMENT_STATUSES } from '../../shared/payments/stateMachine.js';
 import type { ApiDeps } from '../deps.js';
@@ -43,10 +46,18 @@ export function paymentRoutes(deps: ApiDeps): Router {
   const router = new Router();
   const merchantOf = (state: Record<string, unknown>) => (state.merchant as MerchantPrincipal).merchantId;
 
+  const createDeps = {
+    db: deps.db,
+    chains: deps.config.chains,
+    wallet: deps.wallet,
+    defaultExpiresIn: deps.config.defaultExpiresInSeconds,
+    publicUrl: deps.config.publicUrl,
+    fastPath: { addresses: createAddressSource(deps.db, deps.wallet), merchants: createMerchantSettingsCache(deps.db) },
+  };
   router.post('/payments', requireScope('write'), async (ctx) => {
     const body = validate(createPaymentBody, ctx.request.body);
     const created = await createPayment(
-      { db: deps.db, chains: deps.config.chains, wallet: deps.wallet, defaultExpiresIn: deps.config.defaultExpiresInSeconds, publicUrl: deps.config.publicUrl },
+      createDeps,
       merchantOf(ctx.state),
       {
         amount: body.amount,
@@ -73,13 +84,9 @@ export function paymentRoutes(deps: ApiDeps): Router {
   });
 
   router.get('/payments/:id', requireScope('read'), async (ctx) => {
-    const payment: PaymentRow | undefined = await deps.db('payments').where({ id: ctx.params.id, merchant_id: merchantOf(ctx.state) }).first();
-    if (!payment) throw notFound('payment');
-    const [transfers, cursor] = await Promise.all([
-      deps.db('transfers').where({ payment_id: payment.id }).whereNull('orphaned_at').orderBy('id') as Promise<TransferRow[]>,
-      deps.db('chain_cursors').where({ chain_id: payment.chain_id }).first(),
-    ]);
-    ctx.body = presentPayment(payment, { transfers, scannedTip: cursor ? Number(cursor.next_block) - 1 : null });
+    const found = await findPaymentWithTransfers(deps.db, merchantOf(ctx.state), ctx.params.id);
+    if (!found) throw notFound('payment');
+    ctx.body = presentPayment(found.payment, { transfers: found.transfers, scannedTip: found.scannedTip });
   });
 
   router.get('/payments', requireScope('read'), async (ctx) => {

@@ -3,8 +3,11 @@ import { presentSettlement } from '../settlement/presentSettlement.js';
 import { paymentUri } from './paymentUri.js';
 import type { PaymentRow, TransferRow } from './paymentRow.js';
 
+/** The transfer columns the payment object shows. */
+export type PresentedTransferRow = Pick<TransferRow, 'tx_hash' | 'log_index' | 'from_address' | 'amount' | 'token_address' | 'counted' | 'block_number'>;
+
 /** The payment object of the public API (and of webhook `data`). Amounts are decimal strings in the asset's units. */
-export function presentPayment(row: PaymentRow, extra?: { transfers?: TransferRow[]; scannedTip?: number | null }) {
+export function presentPayment(row: PaymentRow, extra?: { transfers?: PresentedTransferRow[]; scannedTip?: number | null }) {
   const amount = BigInt(row.amount);
   const received = BigInt(row.amount_received);
   const due = amount > received ? amount - received : 0n;

@@ -24,7 +24,7 @@ describe('API transport: rate limits, proxies, HTTP/2, logs', function () {
   const extra: ChildProcess[] = [];
 
   before(async () => {
-    gw = await startGateway({ env: { RATE_LIMIT_READ: '5', RATE_LIMIT_WRITE: '3', RATE_LIMIT_PER_IP: '60', TRUST_PROXY: 'true' } });
+    gw = await startGateway({ env: { RATE_LIMIT_READ: '5', RATE_LIMIT_WRITE: '3', RATE_LIMIT_PER_IP: '60', TRUST_PROXY: 'true', API_KEY_CACHE_TTL_MS: '60000' } });
     shop = await createTestMerchant(gw, 'Limited Shop');
   });
   after(async () => {
@@ -102,6 +102,21 @@ describe('API transport: rate limits, proxies, HTTP/2, logs', function () {
       // wrote to the left of it is not believed, so prepending addresses does not escape the limit.
       expect((await from('198.51.100.200, 203.0.113.7')).status).to.equal(429);
       expect((await from('203.0.113.7, 198.51.100.201')).status).to.equal(401);
+    });
+
+    it('a verified API key is bounded by its own budget, not by its IP: it neither spends nor is refused the IP budget', async () => {
+      const key = (await call(gw, 'POST', `/admin/v1/merchants/${shop.id}/keys`, { auth: gw.adminToken, body: {} })).body.key as string;
+      const ip = { 'x-forwarded-for': '203.0.113.50' };
+      const withKey = () => call(gw, 'GET', '/api/v1/chains', { auth: key, headers: ip });
+      // 4 of the key's 5 reads; only the first, made before this process had verified the key, counts for the IP.
+      for (let i = 0; i < 4; i++) expect((await withKey()).status).to.equal(200);
+      for (let i = 0; i < 59; i++) expect((await call(gw, 'GET', '/api/v1/chains', { headers: ip })).status, `anonymous request ${i + 1}`).to.equal(401);
+      expect((await call(gw, 'GET', '/api/v1/chains', { headers: ip })).status).to.equal(429);
+      expect((await withKey()).status).to.equal(200);
+      expect((await withKey()).status).to.equal(429); // now the key's own budget is spent
+      // A key this process has not verified yet is a guess like any other: the exhausted IP refuses it.
+      const fresh = (await call(gw, 'POST', `/admin/v1/merchants/${shop.id}/keys`, { auth: gw.adminToken, body: {} })).body.key as string;
+      expect((await call(gw, 'GET', '/api/v1/chains', { auth: fresh, headers: ip })).status).to.equal(429);
     });
 
     // Without TRUST_PROXY, X-Forwarded-For is ignored: see the logs test below (one more API process would cost ~10 s).
