@@ -62,6 +62,8 @@ export interface Config {
   webhookRequeueAfterSeconds: number;
   /** How often each worker re-upserts job schedulers and re-queues orphaned deliveries. */
   maintenanceIntervalMs: number;
+  /** Custodial deposit addresses workers keep derived ahead of time (0 = off). */
+  depositAddressPoolSize: number;
   expirySweepIntervalMs: number;
   outboxPollIntervalMs: number;
   workerQueues: string[];
@@ -278,6 +280,7 @@ export function loadConfig(env: Env = process.env): Config {
     webhookDisableAfterDays: int(env, 'WEBHOOK_DISABLE_AFTER_DAYS', 5, 1, 365),
     webhookRequeueAfterSeconds: int(env, 'WEBHOOK_REQUEUE_AFTER_SECONDS', 60, 1, 86400),
     maintenanceIntervalMs: int(env, 'MAINTENANCE_INTERVAL_MS', 15_000, 100, 3_600_000),
+    depositAddressPoolSize: int(env, 'DEPOSIT_ADDRESS_POOL_SIZE', 2000, 0, 1_000_000),
     expirySweepIntervalMs: int(env, 'EXPIRY_SWEEP_INTERVAL_MS', 2000, 100),
     outboxPollIntervalMs: int(env, 'OUTBOX_POLL_INTERVAL_MS', 1000, 10),
     workerQueues: queues,

@@ -10,6 +10,7 @@ import { expireDuePayments } from './payments/expirePayments.js';
 import { deliverWebhook } from './webhooks/deliverWebhook.js';
 import { startOutboxRelay } from './outbox/relayOutbox.js';
 import { startMaintenance } from './maintenance.js';
+import { startAddressPoolFiller } from './wallet/addressPoolFiller.js';
 import { settlePayment, type SettlementDeps } from './settlement/settlePayment.js';
 import { startSettlementReconciler } from './settlement/reconcileSettlements.js';
 import { gasTankWallet } from './settlement/gasTank.js';
@@ -160,6 +161,7 @@ const relay = startOutboxRelay({
   },
 });
 const maintenance = startMaintenance({ config, db, queues, log });
+const addressPool = startAddressPoolFiller({ db, wallet: settlement.wallet, size: config.depositAddressPoolSize, log });
 const settlementReconciler = config.workerQueues.includes(QUEUES.settlement)
   ? startSettlementReconciler(settlement, config.settlementIntervalMs)
   : undefined;
@@ -188,7 +190,7 @@ async function shutdown(signal: string) {
     await Promise.all([...running.values()].map(({ job, token }) => job.moveToWait(token).catch(() => {})));
     await Promise.all(workers.map((w) => w.close(true).catch(() => {})));
   }
-  await Promise.all([relay.stop(), maintenance.stop(), settlementReconciler?.stop()]);
+  await Promise.all([relay.stop(), maintenance.stop(), addressPool.stop(), settlementReconciler?.stop()]);
   await closeQueues(queues);
   await Promise.all([producer.quit().catch(() => {}), workerConnection.quit().catch(() => {}), db.destroy()]);
   await metricsServer.close();

@@ -2,7 +2,12 @@ import type { ChainConfig } from '../config.js';
 import { findAsset } from '../config.js';
 import type { Db } from '../db.js';
 import { ApiError, AmountError, invalidRequest } from '../errors.js';
+import { FAN_OUT_RESULT, fanOutCtes } from '../events/fanOut.js';
 import { recordEvent } from '../events/recordEvent.js';
+import type { MerchantSettingsCache } from '../merchants/settingsCache.js';
+import { countPaymentEventOnCommit } from '../metrics.js';
+import { queryPrepared } from '../preparedQuery.js';
+import type { AddressSource } from '../wallet/addressPool.js';
 import { newId } from '../ids.js';
 import { parseAmount } from '../money.js';
 import { allocateDepositAddress } from '../settlement/depositAddress.js';
@@ -30,6 +35,8 @@ export interface CreatePaymentDeps {
   db: Db;
   chains: ChainConfig[];
   wallet: DepositWallet;
+  /** Pre-derived custodial addresses and cached merchant settings: with both, the one-statement path below. */
+  fastPath?: { addresses: AddressSource; merchants: MerchantSettingsCache };
   defaultExpiresIn: number;
   /** PUBLIC_URL: the base of checkout_url. */
   publicUrl: string;
@@ -71,7 +78,7 @@ export function resolveChainAsset(chains: ChainConfig[], currency: string, chain
 /**
  * Creates a pending payment with its own deposit address. The address index comes from a Postgres sequence, so
  * no two payments ever share an address, whatever the number of API processes. The row and its
- * `payment.created` event commit together.
+ * `payment.created` event (with its webhook deliveries and jobs) commit together, on either path below.
  */
 export async function createPayment(
   deps: CreatePaymentDeps,
@@ -101,6 +108,37 @@ export async function createPayment(
   const expiresIn = input.expiresIn ?? deps.defaultExpiresIn;
 
   await assertChainScanned(deps.db, chain.chainId);
+  const prepared: PreparedPayment = { chain, asset, amount, toleranceAmount, confirmations, expiresIn };
+  if (deps.fastPath) {
+    const created = await createCustodialInOneStatement(deps, deps.fastPath, merchantId, input, prepared, requestId);
+    if (created) return created;
+  }
+  return createInTransaction(deps, merchantId, input, prepared, requestId);
+}
+
+interface PreparedPayment {
+  chain: ChainConfig;
+  asset: NonNullable<ReturnType<typeof findAsset>>;
+  amount: bigint;
+  toleranceAmount: bigint;
+  confirmations: number;
+  expiresIn: number;
+}
+
+const finalityTagOf = (input: CreatePaymentInput, chain: ChainConfig) =>
+  input.confirmations === undefined && typeof chain.confirmations === 'string' ? chain.confirmations : null;
+
+/**
+ * The general path, for any merchant: address (own seed or the merchant's xpub), settings, row and event in one
+ * transaction, several statements.
+ */
+async function createInTransaction(
+  deps: CreatePaymentDeps,
+  merchantId: string,
+  input: CreatePaymentInput,
+  { chain, asset, amount, toleranceAmount, confirmations, expiresIn }: PreparedPayment,
+  requestId?: string,
+): Promise<PaymentObject> {
   return deps.db.transaction(async (trx) => {
     // PayFlow's own seed, or the merchant's xpub in non-custodial mode (shared/settlement/depositAddress.ts).
     const deposit = await allocateDepositAddress(trx, merchantId, deps.wallet);
@@ -122,7 +160,7 @@ export async function createPayment(
         address_index: deposit.index,
         custody: deposit.custody,
         confirmations_required: confirmations,
-        finality_tag: input.confirmations === undefined && typeof chain.confirmations === 'string' ? chain.confirmations : null,
+        finality_tag: finalityTagOf(input, chain),
         underpaid_tolerance: underpaidTolerance.toString(),
         order_id: input.orderId ?? null,
         metadata: JSON.stringify(input.metadata ?? {}),
@@ -136,6 +174,102 @@ export async function createPayment(
     await recordEvent(trx, { merchantId, type: 'payment.created', paymentId: id, data: payment, requestId });
     return payment;
   });
+}
+
+/**
+ * Creating a payment is the hottest write, so for the common case (a custodial merchant) it is one statement: the
+ * payment row, its `payment.created` event, the webhook deliveries and their outbox jobs (fanOut.ts), atomically,
+ * in one round trip with no transaction held open across round trips. The address comes pre-derived from the pool
+ * (addressPool.ts); the merchant's settings come from a cache, and the statement inserts only while the merchant
+ * row still has exactly the cached settings, so a settings change made a moment ago (by any process) is never
+ * missed: the statement then inserts nothing and we fall back to the general path with fresh settings.
+ * The row is built here (times from this process's clock) so the event and the answer need no second read.
+ */
+const CREATE_CUSTODIAL_SQL = `
+  WITH m AS (
+    SELECT id FROM merchants WHERE id = $1 AND xpub IS NULL AND underpaid_tolerance_percent = $2::numeric
+  ),
+  p AS (
+    INSERT INTO payments (id, merchant_id, status, chain_id, currency, token_address, decimals, amount, address, address_index,
+                          custody, confirmations_required, finality_tag, underpaid_tolerance, order_id, metadata, checkout_url,
+                          success_url, cancel_url, expires_at, created_at, updated_at)
+    SELECT $3, m.id, 'pending', $4::bigint, $5, $6, $7::int, $8::numeric, $9, $10::bigint,
+           'custodial', $11::int, $12, $13::numeric, $14, $15::jsonb, $16,
+           $17, $18, $19::timestamptz, $20::timestamptz, $20::timestamptz
+      FROM m
+    RETURNING id, merchant_id
+  ),
+  e AS (
+    INSERT INTO events (id, merchant_id, type, payment_id, data, created_at)
+    SELECT $21, p.merchant_id, 'payment.created', p.id, $22::jsonb, $20::timestamptz FROM p
+    RETURNING id, merchant_id, type
+  )${fanOutCtes('$23')}
+  SELECT (SELECT count(*) FROM p)::int AS created, ${FAN_OUT_RESULT}`;
+
+async function createCustodialInOneStatement(
+  deps: CreatePaymentDeps,
+  fast: NonNullable<CreatePaymentDeps['fastPath']>,
+  merchantId: string,
+  input: CreatePaymentInput,
+  { chain, asset, amount, toleranceAmount, confirmations, expiresIn }: PreparedPayment,
+  requestId?: string,
+): Promise<PaymentObject | undefined> {
+  const settings = await fast.merchants.get(merchantId);
+  if (!settings || settings.xpub) return undefined; // unknown merchant or non-custodial: the general path decides
+  const deposit = await fast.addresses.take();
+  const id = newId('pay');
+  const now = new Date();
+  const row: PaymentRow = {
+    seq: 0,
+    id,
+    merchant_id: merchantId,
+    status: 'pending',
+    exception: null,
+    chain_id: chain.chainId,
+    currency: asset.symbol,
+    token_address: asset.tokenAddress,
+    decimals: asset.decimals,
+    amount: amount.toString(),
+    amount_received: '0',
+    underpaid_tolerance: toleranceFor(amount, input.underpaidTolerancePercent ?? settings.underpaidTolerancePercent, toleranceAmount).toString(),
+    resolution: null,
+    custody: 'custodial',
+    settlement: null,
+    refund: null,
+    address: deposit.address,
+    address_index: deposit.index,
+    confirmations_required: confirmations,
+    finality_tag: finalityTagOf(input, chain),
+    order_id: input.orderId ?? null,
+    metadata: input.metadata ?? {},
+    checkout_url: `${deps.publicUrl}/pay/${id}`,
+    success_url: input.successUrl ?? null,
+    cancel_url: input.cancelUrl ?? null,
+    expires_at: new Date(now.getTime() + expiresIn * 1000),
+    confirmed_at: null,
+    created_at: now,
+    updated_at: now,
+  };
+  const payment = presentPayment(row);
+  let result: { created: number }[];
+  try {
+    result = await queryPrepared<{ created: number }>(deps.db, 'create_custodial_payment', CREATE_CUSTODIAL_SQL, [
+      merchantId, settings.underpaidTolerancePercent, id, row.chain_id, row.currency, row.token_address, row.decimals, row.amount,
+      row.address, row.address_index, row.confirmations_required, row.finality_tag, row.underpaid_tolerance, row.order_id,
+      JSON.stringify(row.metadata), row.checkout_url, row.success_url, row.cancel_url, row.expires_at, now,
+      newId('evt'), JSON.stringify(payment), requestId ?? null,
+    ]);
+  } catch (err) {
+    fast.addresses.giveBack(deposit); // nothing was written: the address is still unused
+    throw err;
+  }
+  if (result[0].created === 0) {
+    fast.addresses.giveBack(deposit);
+    fast.merchants.forget(merchantId);
+    return undefined;
+  }
+  countPaymentEventOnCommit({}, 'payment.created', payment);
+  return payment;
 }
 
 /** max(amount × percent / 100, absolute), in base units, rounded down so the tolerance never exceeds what was asked. */

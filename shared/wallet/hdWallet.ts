@@ -1,4 +1,5 @@
-import { HDNodeWallet, Mnemonic } from 'ethers';
+import { createHash } from 'node:crypto';
+import { HDNodeWallet, Mnemonic, type HDNodeVoidWallet } from 'ethers';
 
 /**
  * Deposit addresses come from one HD wallet: BIP-44 path m/44'/60'/0'/0/{index}, index taken from a Postgres
@@ -8,6 +9,8 @@ import { HDNodeWallet, Mnemonic } from 'ethers';
 export const DEPOSIT_ACCOUNT_PATH = "m/44'/60'/0'/0";
 
 export interface DepositWallet {
+  /** Names the HD account without revealing it: a hash of its extended public key (16 hex characters). */
+  fingerprint(): string;
   /** Checksummed address for an index. Pure CPU. */
   addressAt(index: number): string;
   /** Signing wallet for an index; only settlement needs it. */
@@ -15,11 +18,18 @@ export interface DepositWallet {
 }
 
 export function createDepositWallet(mnemonic: string): DepositWallet {
-  const account = HDNodeWallet.fromMnemonic(Mnemonic.fromPhrase(mnemonic), DEPOSIT_ACCOUNT_PATH);
+  // Checked now (word list and checksum: cheap), so a wrong HD_MNEMONIC still stops the process at start-up.
+  const phrase = Mnemonic.fromPhrase(mnemonic);
+  // The account node is derived on first use: seed stretching and hardened derivation take ~70 ms of CPU, which an
+  // API process would otherwise spend before it listens (callers may warm it up, see api/main.ts).
+  let account: HDNodeWallet | undefined;
+  let publicAccount: HDNodeVoidWallet | undefined;
+  const accountNode = () => (account ??= HDNodeWallet.fromMnemonic(phrase, DEPOSIT_ACCOUNT_PATH));
   // Public derivation is enough for addresses and avoids touching private keys on the request path.
-  const publicAccount = account.neuter();
+  const publicAccountNode = () => (publicAccount ??= accountNode().neuter());
   return {
-    addressAt: (index) => publicAccount.deriveChild(index).address,
-    signerAt: (index) => account.deriveChild(index),
+    fingerprint: () => createHash('sha256').update(publicAccountNode().extendedKey).digest('hex').slice(0, 16),
+    addressAt: (index) => publicAccountNode().deriveChild(index).address,
+    signerAt: (index) => accountNode().deriveChild(index),
   };
 }

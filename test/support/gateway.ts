@@ -106,6 +106,8 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     WEBHOOK_RETRY_SCHEDULE: '0.5,1,2',
     ALLOW_PRIVATE_WEBHOOK_URLS: 'true',
     WORKER_METRICS_PORT: '0', // any free port: several workers (and test runs) share this host
+    // Small: each test gateway's worker derives it (CPU), and tests see both the pooled and the derive-here path.
+    DEPOSIT_ADDRESS_POOL_SIZE: '20',
     ...opts.env,
   };
   let output = '';

@@ -1,0 +1,84 @@
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import type { Db } from '../db.js';
+import type { DepositWallet } from './hdWallet.js';
+
+export interface PooledAddress {
+  index: number;
+  address: string;
+}
+
+/** How many addresses an API process takes from the pool at a time. */
+const TAKE_BATCH = 32;
+/** When the pool is empty, an API process derives this many itself (slower, but a payment never waits on a worker). */
+const FALLBACK_BATCH = 4;
+/** Addresses a worker derives between two yields to its event loop (~0.5 ms each). */
+const DERIVE_CHUNK = 50;
+
+/**
+ * The API side of the pre-derived address pool (migration 20261126060000): custodial deposit addresses for new
+ * payments, taken from deposit_address_pool a batch at a time, so the request path does no elliptic-curve work.
+ * Taking is a DELETE … SKIP LOCKED, so several API processes never get the same address. Addresses taken and not
+ * used when the process stops are skipped indices, which is harmless: no payment ever shows them.
+ */
+export function createAddressSource(db: Db, wallet: DepositWallet) {
+  const buffer: PooledAddress[] = [];
+  let refilling: Promise<void> | undefined;
+
+  async function refill(): Promise<void> {
+    const { rows } = await db.raw(
+      `DELETE FROM deposit_address_pool
+        WHERE address_index IN (SELECT address_index FROM deposit_address_pool WHERE wallet_fingerprint = ?
+                                 ORDER BY address_index LIMIT ? FOR UPDATE SKIP LOCKED)
+        RETURNING address_index, address`,
+      [wallet.fingerprint(), TAKE_BATCH],
+    );
+    if (rows.length > 0) {
+      for (const r of rows as { address_index: number; address: string }[]) buffer.push({ index: Number(r.address_index), address: r.address });
+      return;
+    }
+    const reserved = await db.raw(`SELECT nextval('deposit_address_index_seq') AS index FROM generate_series(1, ?)`, [FALLBACK_BATCH]);
+    for (const r of reserved.rows as { index: number }[]) buffer.push({ index: Number(r.index), address: wallet.addressAt(Number(r.index)) });
+  }
+
+  return {
+    async take(): Promise<PooledAddress> {
+      while (buffer.length === 0) {
+        refilling ??= refill().finally(() => (refilling = undefined));
+        await refilling;
+      }
+      return buffer.shift()!;
+    },
+    /** Gives back an address taken for a payment that was not created (it is still unused). */
+    giveBack(address: PooledAddress): void {
+      buffer.unshift(address);
+    },
+  };
+}
+
+export type AddressSource = ReturnType<typeof createAddressSource>;
+
+/**
+ * The worker side: tops the pool up to `size` addresses of this wallet, deriving in chunks that yield to the event
+ * loop so scans and deliveries in the same process keep running. Indices come from the same sequence as every
+ * other custodial address, so a pooled address can never collide with one derived elsewhere. Workers filling at
+ * once may overshoot `size` by a chunk each: harmless. Returns how many it added.
+ */
+export async function fillAddressPool(db: Db, wallet: DepositWallet, size: number): Promise<number> {
+  const fingerprint = wallet.fingerprint();
+  let added = 0;
+  for (;;) {
+    const { rows } = await db.raw(`SELECT count(*)::int AS n FROM deposit_address_pool WHERE wallet_fingerprint = ?`, [fingerprint]);
+    const missing = size - (rows[0].n as number);
+    if (missing <= 0) return added;
+    const n = Math.min(missing, DERIVE_CHUNK);
+    const reserved = await db.raw(`SELECT nextval('deposit_address_index_seq') AS index FROM generate_series(1, ?)`, [n]);
+    const derived = (reserved.rows as { index: number }[]).map((r) => ({
+      address_index: Number(r.index),
+      address: wallet.addressAt(Number(r.index)),
+      wallet_fingerprint: fingerprint,
+    }));
+    await db('deposit_address_pool').insert(derived);
+    added += derived.length;
+    await yieldToEventLoop();
+  }
+}

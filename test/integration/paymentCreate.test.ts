@@ -1,0 +1,121 @@
+import { expect } from 'chai';
+import { HDNodeWallet, Mnemonic } from 'ethers';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '../../scripts/devstack/ports.js';
+import { call, createTestMerchant, startGateway, stopChild, waitFor, type Gateway } from '../support/gateway.js';
+import { startWebhookReceiver } from '../support/webhookReceiver.js';
+
+const account = HDNodeWallet.fromMnemonic(
+  Mnemonic.fromPhrase('abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about'),
+  "m/44'/60'/0'/0",
+);
+
+/**
+ * Creating a payment in one statement (createPayment.ts): addresses from the pool the workers derive ahead,
+ * merchant settings from a cache that can never be stale in effect, and the same payment object in the answer,
+ * in GET and in the payment.created webhook.
+ */
+describe('payment creation: address pool, one statement, cached merchant settings', function () {
+  this.timeout(120_000);
+  let gw: Gateway;
+  let merchant: { id: string; api_key: string };
+  let receiver: Awaited<ReturnType<typeof startWebhookReceiver>>;
+
+  before(async () => {
+    gw = await startGateway({ env: { DEPOSIT_ADDRESS_POOL_SIZE: '40', RATE_LIMIT_WRITE: '100000' } });
+    merchant = await createTestMerchant(gw);
+    receiver = await startWebhookReceiver();
+    expect((await call(gw, 'POST', '/api/v1/webhook-endpoints', { auth: merchant.api_key, body: { url: receiver.url } })).status).to.equal(201);
+    // Only other types: this endpoint must get no delivery for payment.created.
+    expect((await call(gw, 'POST', '/api/v1/webhook-endpoints', { auth: merchant.api_key, body: { url: `${receiver.url}/other`, events: ['payment.confirmed'] } })).status).to.equal(201);
+  });
+  after(async () => {
+    await receiver?.close();
+    await gw?.stop();
+  });
+
+  /** One more API process on the same database and Redis. */
+  async function startApi(g: Gateway) {
+    const port = await freePort();
+    const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'api/main.ts')], { env: { ...g.env, PORT: String(port) }, stdio: 'ignore' });
+    const url = `http://127.0.0.1:${port}`;
+    await waitFor(async () => (await fetch(`${url}/health`).catch(() => undefined))?.ok, 30_000);
+    return { url, stop: () => stopChild(child) };
+  }
+
+  const create = (body: Record<string, unknown>, auth = merchant.api_key) => call(gw, 'POST', '/api/v1/payments', { auth, body });
+
+  it('workers keep the pool stocked with addresses of the configured HD account', async () => {
+    await waitFor(async () => Number((await gw.db('deposit_address_pool').count('* as n').first())!.n) >= 40, 30_000, () => gw.logs());
+    const rows = await gw.db('deposit_address_pool').orderBy('address_index');
+    for (const r of rows) expect(r.address).to.equal(account.deriveChild(Number(r.address_index)).address);
+  });
+
+  it('takes a pooled address, and answers with exactly what GET and the payment.created webhook show', async () => {
+    const pooled = new Set((await gw.db('deposit_address_pool').select('address')).map((r) => r.address));
+    const res = await create({ amount: '0.25', currency: 'ETH', order_id: 'fast-1', metadata: { cart: 'c-1', n: 3 }, expires_in: 600 });
+    expect(res.status, JSON.stringify(res.body)).to.equal(201);
+    expect(pooled.has(res.body.address), 'the address came from the pool').to.equal(true);
+    const row = await gw.db('payments').where({ id: res.body.id }).first();
+    expect(row.address).to.equal(account.deriveChild(Number(row.address_index)).address);
+    expect(await gw.db('deposit_address_pool').where({ address: res.body.address }).first()).to.equal(undefined);
+    expect(Date.parse(res.body.expires_at) - Date.parse(res.body.created_at)).to.equal(600_000);
+
+    const { transfers, ...got } = (await call(gw, 'GET', `/api/v1/payments/${res.body.id}`, { auth: merchant.api_key })).body;
+    expect(transfers).to.deep.equal([]);
+    expect(got).to.deep.equal(res.body);
+
+    const hook = await waitFor(async () => receiver.received.find((w) => w.body.includes(res.body.id)), 20_000, () => gw.logs());
+    const event = JSON.parse(hook.body);
+    expect(event.type).to.equal('payment.created');
+    expect(event.data).to.deep.equal(res.body);
+    const deliveries = await gw.db('webhook_deliveries').select('webhook_deliveries.id').join('events', 'events.id', 'webhook_deliveries.event_id').where('events.payment_id', res.body.id);
+    expect(deliveries).to.have.length(1); // not to the endpoint subscribed to payment.confirmed only
+    expect(deliveries[0].id).to.match(/^whd_[0-9A-Za-z]{22}$/);
+  });
+
+  it('a duplicate order_id is still a 409 naming the first payment, and writes nothing', async () => {
+    const first = await create({ amount: '1', currency: 'ETH', order_id: 'dup-1' });
+    const before = Number((await gw.db('events').count('* as n').first())!.n);
+    const again = await create({ amount: '1', currency: 'ETH', order_id: 'dup-1' });
+    expect(again.status).to.equal(409);
+    expect(again.body.error).to.include({ code: 'order_id_exists' });
+    expect(again.body.error.payment_id).to.equal(first.body.id);
+    expect(Number((await gw.db('events').count('* as n').first())!.n)).to.equal(before);
+  });
+
+  it('a settings change made elsewhere (another API process, or by hand) applies to the very next payment', async () => {
+    await create({ amount: '1', currency: 'ETH' }); // the settings are cached now
+    await gw.db('merchants').where({ id: merchant.id }).update({ underpaid_tolerance_percent: '2.5' });
+    const tolerant = await create({ amount: '10', currency: 'ETH' });
+    expect(tolerant.body.underpaid_tolerance).to.equal('0.25');
+
+    // Non-custodial from now on: the next address comes from the merchant's xpub, not from the pool.
+    const merchantWallet = HDNodeWallet.fromMnemonic(Mnemonic.fromPhrase('test test test test test test test test test test test junk'), "m/44'/60'/0'");
+    await gw.db('merchants').where({ id: merchant.id }).update({ xpub: merchantWallet.neuter().extendedKey });
+    const own = await create({ amount: '1', currency: 'ETH' });
+    expect(own.status, JSON.stringify(own.body)).to.equal(201);
+    expect(own.body.custody).to.equal('non_custodial');
+    expect(own.body.address).to.equal(merchantWallet.deriveChild(0).deriveChild(0).address);
+    await gw.db('merchants').where({ id: merchant.id }).update({ xpub: null, underpaid_tolerance_percent: 0 });
+  });
+
+  it('several API processes creating at once never share an address, pooled or derived in place', async () => {
+    const second = await startApi(gw);
+    try {
+      const other = { apiUrl: second.url };
+      const results = await Promise.all(
+        Array.from({ length: 120 }, (_, i) => call(i % 2 ? gw : other, 'POST', '/api/v1/payments', { auth: merchant.api_key, body: { amount: '0.01', currency: 'ETH' } })),
+      );
+      expect(results.map((r) => r.status)).to.deep.equal(results.map(() => 201));
+      const rows = await gw.db('payments').whereIn('id', results.map((r) => r.body.id));
+      expect(new Set(rows.map((r) => r.address)).size).to.equal(120);
+      for (const r of rows) expect(r.address).to.equal(account.deriveChild(Number(r.address_index)).address);
+    } finally {
+      await second.stop();
+    }
+  });
+});
