@@ -3,6 +3,7 @@ import ratelimit from 'koa-ratelimit';
 import type { Logger } from '../../shared/logger.js';
 import type { RedisConnection } from '../../shared/queues/redis.js';
 import { ApiError } from '../../shared/errors.js';
+import { createRateLimitStore, type RateLimitStore } from './rateLimitStore.js';
 import type { MerchantPrincipal } from '../auth/merchantAuth.js';
 
 export interface RateLimitOptions {
@@ -14,16 +15,27 @@ export interface RateLimitOptions {
 }
 
 /**
- * A sliding-window limit in Redis (koa-ratelimit), shared by every API process. Answers 429 with `Retry-After`
- * and `X-RateLimit-Limit/Remaining/Reset` (Reset = Unix seconds when a slot frees up).
+ * A sliding-window limit (koa-ratelimit) shared by every API process through Redis, counted locally and settled
+ * in batches (rateLimitStore.ts). Answers 429 with `Retry-After` and `X-RateLimit-Limit/Remaining/Reset`
+ * (Reset = Unix seconds when a slot frees up).
  *
- * Fails open: when Redis is unreachable the request goes through (logged), because refusing every merchant
- * because our limiter's store is down would turn a Redis blip into an outage.
+ * Fails open: with Redis unreachable each process goes on limiting by its own counts, and any other error of the
+ * limiter lets the request through (logged), because refusing every merchant because our limiter's store is down
+ * would turn a Redis blip into an outage.
  */
+const stores = new WeakMap<RedisConnection, RateLimitStore>();
+/** One store (and one flush timer) per Redis connection, shared by every limiter on it. */
+function storeFor(redis: RedisConnection, log: Logger): RateLimitStore {
+  let store = stores.get(redis);
+  if (!store) stores.set(redis, (store = createRateLimitStore(redis, log)));
+  return store;
+}
+
 function limiter(opts: RateLimitOptions & { name: string; max: number; id: (ctx: Koa.Context) => string | false }): Koa.Middleware {
   const limit = ratelimit({
     driver: 'redis',
-    db: opts.redis as never,
+    // koa-ratelimit's limiter with our store in place of its per-request Redis script (rateLimitStore.ts).
+    db: storeFor(opts.redis, opts.log) as never,
     namespace: `${opts.namespace}:ratelimit:${opts.name}`,
     duration: opts.windowMs,
     max: opts.max,
