@@ -22,6 +22,7 @@ const app = createApp({
   config,
   db,
   log,
+  // Checks the mnemonic now, derives the deposit account on first use (not before listening: README "Performance").
   wallet: createDepositWallet(config.hdMnemonic),
   jwtKey: jwtKey(config.jwtSecret),
   redis,

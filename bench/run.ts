@@ -318,27 +318,38 @@ async function main() {
       await receiver.close();
     }
 
-    // --- API process start → /health 200 (services up)
+    // --- API process start → /health 200 (services up): the compiled build, as the Procfile runs it, and (for
+    // comparison, not a target) the same process from source under tsx, as `npm start` and the tests run it.
     if (wants('startup')) {
-      say('API start → /health 200…');
-      const times: number[] = [];
-      for (let i = 0; i < (quick ? 2 : 5); i++) {
+      say('API start → /health 200 (building dist/ if stale)…');
+      execFileSync(process.execPath, [path.join(repoRoot, 'scripts/build.mjs'), '--if-stale'], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] });
+      const startupMs = async (entry: string[]) => {
         const port = await freePort();
         const t0 = performance.now();
-        const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'api/main.ts')], {
-          env: { ...gw.env, NODE_OPTIONS: '', PORT: String(port) },
-          stdio: 'ignore',
-        });
+        const child = spawn(process.execPath, entry, { cwd: repoRoot, env: { ...gw.env, NODE_OPTIONS: '', PORT: String(port) }, stdio: 'ignore' });
         try {
-          await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/health`)).ok, 30_000);
-          times.push(Math.round(performance.now() - t0));
+          // A short poll interval: the figure is start-up time, not waitFor's 100 ms granularity.
+          const deadline = Date.now() + 30_000;
+          for (;;) {
+            if (await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false)) return Math.round(performance.now() - t0);
+            if (child.exitCode !== null || Date.now() > deadline) throw new Error(`${entry.join(' ')} did not answer /health`);
+            await new Promise((r) => setTimeout(r, 10));
+          }
         } finally {
           await stopChild(child);
         }
+      };
+      const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+      const compiled: number[] = [];
+      const fromSource: number[] = [];
+      // Interleaved, so a burst of load on this shared machine hits both variants rather than one.
+      for (let i = 0; i < (quick ? 5 : 9); i++) {
+        compiled.push(await startupMs([path.join(repoRoot, 'dist/api/main.js')]));
+        if (i < (quick ? 3 : 5)) fromSource.push(await startupMs(['--import', 'tsx', path.join(repoRoot, 'api/main.ts')]));
       }
-      const median = [...times].sort((a, b) => a - b)[Math.floor(times.length / 2)];
-      raw.startup = { samplesMs: times, medianMs: median };
-      rows.push({ figure: 'API process start → /health 200', value: `${median} ms (median of ${times.length})`, baseline: '—', ratio: null, target: '≤ 1000 ms', pass: median <= 1000 });
+      raw.startup = { entry: 'node dist/api/main.js', samplesMs: compiled, medianMs: median(compiled), fromSource: { entry: 'node --import tsx api/main.ts', samplesMs: fromSource, medianMs: median(fromSource) } };
+      rows.push({ figure: 'API process start → /health 200', value: `${median(compiled)} ms (median of ${compiled.length})`, baseline: '—', ratio: null, target: '≤ 1000 ms', pass: median(compiled) <= 1000 });
+      rows.push({ figure: '  same, from source under tsx (dev)', value: `${median(fromSource)} ms (median of ${fromSource.length})`, baseline: '—', ratio: null, target: '— (not a target)', pass: null });
     }
 
     // --- chain scan per block vs open payments (the workers are stopped so the timed scans run alone)
@@ -409,7 +420,7 @@ async function rpc(gw: Gateway, method: string, params: unknown[]) {
 
 function printTable() {
   const header = ['figure', 'PayFlow', 'baseline', 'ratio', 'target', ''];
-  const lines = rows.map((r) => [r.figure, r.value, r.baseline, r.ratio === null ? '—' : `${r.ratio}×`, r.target, r.pass ? 'ok' : 'MISSED']);
+  const lines = rows.map((r) => [r.figure, r.value, r.baseline, r.ratio === null ? '—' : `${r.ratio}×`, r.target, r.pass === null ? '' : r.pass ? 'ok' : 'MISSED']);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join(' │ ');
   process.stdout.write(`\n${line(header)}\n${widths.map((w) => '─'.repeat(w)).join('─┼─')}\n${lines.map(line).join('\n')}\n`);

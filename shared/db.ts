@@ -1,5 +1,6 @@
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
+import { migrationSource } from './migrationSource.js';
 
 // int8 columns here are sequence numbers and block numbers: all far below 2^53, so a JS number is exact.
 // Money never uses int8: it is numeric(78,0), left as a string by pg and turned into bigint by row mappers.
@@ -20,8 +21,8 @@ export function createDb(databaseUrl: string, poolMax: number, applicationName =
 export const MIGRATIONS_DIR = new URL('../migrations', import.meta.url).pathname;
 
 export const migrationConfig: Knex.MigratorConfig = {
-  directory: MIGRATIONS_DIR,
-  loadExtensions: ['.ts'],
+  // Not `directory`: the source also reads the compiled migrations in dist/ under their recorded `.ts` names.
+  migrationSource: migrationSource(MIGRATIONS_DIR),
   tableName: 'knex_migrations',
 };
 

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import QRCode from 'qrcode';
 import { html, trusted, type TrustedHtml } from './html.js';
 import { FINAL_CHECKOUT_STATES } from './checkoutState.js';
 import type { CheckoutPayment } from './loadCheckout.js';
@@ -63,6 +62,8 @@ ${body}
 
 /** The QR code of the EIP-681 URI as inline SVG: generated here, so no image request and nothing to allow in the CSP. */
 export async function qrSvg(uri: string): Promise<TrustedHtml> {
+  // Imported on first use (~60 files): only checkout pages need it, and API start-up should not wait for it.
+  const { default: QRCode } = await import('qrcode');
   const svg = await QRCode.toString(uri, { type: 'svg', errorCorrectionLevel: 'M', margin: 4 });
   return trusted(svg.replace('<svg ', '<svg aria-hidden="true" focusable="false" '));
 }

@@ -1,8 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type Koa from 'koa';
-import { createBullBoard } from '@bull-board/api';
-import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
-import { KoaAdapter } from '@bull-board/koa';
 import type { Config } from '../../shared/config.js';
 import { unauthorized } from '../../shared/errors.js';
 import type { Queues } from '../../shared/queues/redis.js';
@@ -39,19 +36,38 @@ export function adminOrBasicAuth(config: Pick<Config, 'adminToken' | 'bullBoardU
   };
 }
 
-/** Bull Board for every PayFlow queue, at /admin/queues, behind adminOrBasicAuth. */
+/**
+ * Bull Board for every PayFlow queue, at /admin/queues, behind adminOrBasicAuth.
+ *
+ * The board (its UI, templates and adapters) is loaded on the first authorised request, not at start-up: it is an
+ * ops page, and importing it cost every API process ~0.1–0.2 s before it could listen (README "Performance").
+ */
 export function bullBoard(deps: { config: Config; queues: Queues }): Koa.Middleware {
-  const serverAdapter = new KoaAdapter();
-  serverAdapter.setBasePath(BULL_BOARD_PATH);
-  createBullBoard({
-    queues: Object.values(deps.queues).map((q) => new BullMQAdapter(q)),
-    serverAdapter,
-    options: { uiConfig: { boardTitle: 'PayFlow queues' } },
-  });
-  const board = serverAdapter.registerPlugin();
+  let board: Promise<Koa.Middleware> | undefined;
+  const loadBoard = async (): Promise<Koa.Middleware> => {
+    const [{ createBullBoard }, { BullMQAdapter }, { KoaAdapter }] = await Promise.all([
+      import('@bull-board/api'),
+      import('@bull-board/api/bullMQAdapter'),
+      import('@bull-board/koa'),
+    ]);
+    const serverAdapter = new KoaAdapter();
+    serverAdapter.setBasePath(BULL_BOARD_PATH);
+    createBullBoard({
+      queues: Object.values(deps.queues).map((q) => new BullMQAdapter(q)),
+      serverAdapter,
+      options: { uiConfig: { boardTitle: 'PayFlow queues' } },
+    });
+    return serverAdapter.registerPlugin() as unknown as Koa.Middleware;
+  };
   const auth = adminOrBasicAuth(deps.config);
   return async (ctx, next) => {
     if (ctx.path !== BULL_BOARD_PATH && !ctx.path.startsWith(`${BULL_BOARD_PATH}/`)) return next();
-    await auth(ctx, () => board(ctx as never, next));
+    await auth(ctx, async () => {
+      board ??= loadBoard().catch((err) => {
+        board = undefined; // let the next request try again rather than fail forever
+        throw err;
+      });
+      await (await board)(ctx, next);
+    });
   };
 }

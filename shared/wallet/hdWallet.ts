@@ -21,7 +21,7 @@ export function createDepositWallet(mnemonic: string): DepositWallet {
   // Checked now (word list and checksum: cheap), so a wrong HD_MNEMONIC still stops the process at start-up.
   const phrase = Mnemonic.fromPhrase(mnemonic);
   // The account node is derived on first use: seed stretching and hardened derivation take ~70 ms of CPU, which an
-  // API process would otherwise spend before it listens (callers may warm it up, see api/main.ts).
+  // API process would otherwise spend before it listens; its first payment pays it instead.
   let account: HDNodeWallet | undefined;
   let publicAccount: HDNodeVoidWallet | undefined;
   const accountNode = () => (account ??= HDNodeWallet.fromMnemonic(phrase, DEPOSIT_ACCOUNT_PATH));

@@ -18,4 +18,8 @@ describe('wallet.createDepositWallet', () => {
     expect(wallet.signerAt(7).address).to.equal(wallet.addressAt(7));
     expect(wallet.signerAt(7).address).to.equal(HDNodeWallet.fromPhrase(MNEMONIC, undefined, "m/44'/60'/0'/0/7").address);
   });
+
+  it('rejects a mnemonic with a wrong checksum when created, before any address is asked for', () => {
+    expect(() => createDepositWallet('abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon')).to.throw(/checksum|invalid/i);
+  });
 });
