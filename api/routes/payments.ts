@@ -6,6 +6,7 @@ import { recordEvent } from '../../shared/events/recordEvent.js';
 import { createMerchantSettingsCache } from '../../shared/merchants/settingsCache.js';
 import { createPayment } from '../../shared/payments/createPayment.js';
 import { createAddressSource } from '../../shared/wallet/addressPool.js';
+import { createRelayWaker } from '../../shared/outbox/wakeRelay.js';
 import { findPaymentWithTransfers } from '../../shared/payments/findPayment.js';
 import type { PaymentRow } from '../../shared/payments/paymentRow.js';
 import { presentPayment } from '../../shared/payments/present.js';
@@ -52,7 +53,7 @@ export function paymentRoutes(deps: ApiDeps): Router {
     wallet: deps.wallet,
     defaultExpiresIn: deps.config.defaultExpiresInSeconds,
     publicUrl: deps.config.publicUrl,
-    fastPath: { addresses: createAddressSource(deps.db, deps.wallet), merchants: createMerchantSettingsCache(deps.db) },
+    fastPath: { addresses: createAddressSource(deps.db, deps.wallet), merchants: createMerchantSettingsCache(deps.db), wakeRelay: createRelayWaker(deps.db) },
   };
   router.post('/payments', requireScope('write'), async (ctx) => {
     const body = validate(createPaymentBody, ctx.request.body);

@@ -2,7 +2,7 @@ import type { ChainConfig } from '../config.js';
 import { findAsset } from '../config.js';
 import type { Db } from '../db.js';
 import { ApiError, AmountError, invalidRequest } from '../errors.js';
-import { FAN_OUT_RESULT, fanOutCtes } from '../events/fanOut.js';
+import { FAN_OUT_JOBS, fanOutCtes } from '../events/fanOut.js';
 import { recordEvent } from '../events/recordEvent.js';
 import type { MerchantSettingsCache } from '../merchants/settingsCache.js';
 import { countPaymentEventOnCommit } from '../metrics.js';
@@ -35,8 +35,11 @@ export interface CreatePaymentDeps {
   db: Db;
   chains: ChainConfig[];
   wallet: DepositWallet;
-  /** Pre-derived custodial addresses and cached merchant settings: with both, the one-statement path below. */
-  fastPath?: { addresses: AddressSource; merchants: MerchantSettingsCache };
+  /**
+   * Pre-derived custodial addresses, cached merchant settings and a post-commit relay wake-up: with them, the
+   * one-statement path below.
+   */
+  fastPath?: { addresses: AddressSource; merchants: MerchantSettingsCache; wakeRelay: () => void };
   defaultExpiresIn: number;
   /** PUBLIC_URL: the base of checkout_url. */
   publicUrl: string;
@@ -179,7 +182,7 @@ async function createInTransaction(
 /**
  * Creating a payment is the hottest write, so for the common case (a custodial merchant) it is one statement: the
  * payment row, its `payment.created` event, the webhook deliveries and their outbox jobs (fanOut.ts), atomically,
- * in one round trip with no transaction held open across round trips. The address comes pre-derived from the pool
+ * in one round trip with no transaction held open across round trips, and no NOTIFY in it (wakeRelay.ts says why). The address comes pre-derived from the pool
  * (addressPool.ts); the merchant's settings come from a cache, and the statement inserts only while the merchant
  * row still has exactly the cached settings, so a settings change made a moment ago (by any process) is never
  * missed: the statement then inserts nothing and we fall back to the general path with fresh settings.
@@ -204,7 +207,7 @@ const CREATE_CUSTODIAL_SQL = `
     SELECT $21, p.merchant_id, 'payment.created', p.id, $22::jsonb, $20::timestamptz FROM p
     RETURNING id, merchant_id, type
   )${fanOutCtes('$23')}
-  SELECT (SELECT count(*) FROM p)::int AS created, ${FAN_OUT_RESULT}`;
+  SELECT (SELECT count(*) FROM p)::int AS created, ${FAN_OUT_JOBS}`;
 
 async function createCustodialInOneStatement(
   deps: CreatePaymentDeps,
@@ -251,9 +254,9 @@ async function createCustodialInOneStatement(
     updated_at: now,
   };
   const payment = presentPayment(row);
-  let result: { created: number }[];
+  let result: { created: number; jobs: number }[];
   try {
-    result = await queryPrepared<{ created: number }>(deps.db, 'create_custodial_payment', CREATE_CUSTODIAL_SQL, [
+    result = await queryPrepared<{ created: number; jobs: number }>(deps.db, 'create_custodial_payment', CREATE_CUSTODIAL_SQL, [
       merchantId, settings.underpaidTolerancePercent, id, row.chain_id, row.currency, row.token_address, row.decimals, row.amount,
       row.address, row.address_index, row.confirmations_required, row.finality_tag, row.underpaid_tolerance, row.order_id,
       JSON.stringify(row.metadata), row.checkout_url, row.success_url, row.cancel_url, row.expires_at, now,
@@ -268,6 +271,7 @@ async function createCustodialInOneStatement(
     fast.merchants.forget(merchantId);
     return undefined;
   }
+  if (result[0].jobs > 0) fast.wakeRelay();
   countPaymentEventOnCommit({}, 'payment.created', payment);
   return payment;
 }

@@ -7,8 +7,10 @@ export interface PooledAddress {
   address: string;
 }
 
-/** How many addresses an API process takes from the pool at a time. */
-const TAKE_BATCH = 32;
+/** How many addresses an API process takes from the pool at a time, and how low its stock gets before it takes more
+ * (in the background: requests never queue behind a refill while the pool has addresses). */
+const TAKE_BATCH = 64;
+const REFILL_BELOW = 32;
 /** When the pool is empty, an API process derives this many itself (slower, but a payment never waits on a worker). */
 const FALLBACK_BATCH = 4;
 /** Addresses a worker derives between two yields to its event loop (~0.5 ms each). */
@@ -42,10 +44,9 @@ export function createAddressSource(db: Db, wallet: DepositWallet) {
 
   return {
     async take(): Promise<PooledAddress> {
-      while (buffer.length === 0) {
-        refilling ??= refill().finally(() => (refilling = undefined));
-        await refilling;
-      }
+      const startRefill = () => (refilling ??= refill().finally(() => (refilling = undefined)));
+      while (buffer.length === 0) await startRefill();
+      if (buffer.length <= REFILL_BELOW) startRefill().catch(() => {}); // a failure shows on the next empty take
       return buffer.shift()!;
     },
     /** Gives back an address taken for a payment that was not created (it is still unused). */

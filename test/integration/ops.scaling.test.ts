@@ -53,9 +53,10 @@ describe('ops: Procfile dynos, WORKER_QUEUES / WORKER_CONCURRENCY, request ids i
 
   it('the Procfile declares web, worker and release', () => {
     const procfile = readFileSync('Procfile', 'utf8');
-    expect(procfile).to.match(/^web: .*api\/main\.ts/m);
-    expect(procfile).to.match(/^worker: .*workers\/main\.ts/m);
-    expect(procfile).to.match(/^release: .*scripts\/migrate\.ts/m);
+    // The compiled build (npm run build); test/e2e/productionBuild.test.ts runs these very files.
+    expect(procfile).to.match(/^web: node dist\/api\/main\.js$/m);
+    expect(procfile).to.match(/^worker: node dist\/workers\/main\.js$/m);
+    expect(procfile).to.match(/^release: node dist\/scripts\/migrate\.js$/m);
   });
 
   it('a webhooks-only worker delivers webhooks, one at a time with WORKER_CONCURRENCY=1, and never scans the chain', async () => {
