@@ -34,12 +34,7 @@ export function createApp(deps: ApiDeps): Koa {
 
   deps = { ...deps, apiKeys: deps.apiKeys ?? createApiKeyCache(deps.db, deps.config.apiKeyCacheTtlMs) };
 
-  // Liveness first: a load balancer probes it often, and it must stay cheap and answer even when everything behind
-  // it is slow. It carries no secrets and no state, so it skips the request pipeline below.
-  app.use((ctx, next) => {
-    if (ctx.path !== '/health' || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next();
-    ctx.body = { status: 'ok' };
-  });
+  // GET /health is answered before Koa, by the server in api/main.ts (api/health.ts).
   app.use(requestContext(deps.log));
   app.use(httpMetrics());
   // Outside the error handler, so error responses get security headers, CORS headers and compression too.

@@ -5,6 +5,7 @@ import { registerSampledMetrics, setMetricsService } from '../shared/metrics.js'
 import { closeQueues, createQueues, createRedis } from '../shared/queues/redis.js';
 import { createDepositWallet } from '../shared/wallet/hdWallet.js';
 import { createApp } from './app.js';
+import { answerHealth } from './health.js';
 import { jwtKey } from './auth/merchantAuth.js';
 import { deleteExpiredIdempotencyKeys } from './middleware/idempotency.js';
 import { createApiServer } from './server.js';
@@ -35,6 +36,7 @@ const server = createApiServer(config, (req, res) => {
   // While draining, tell keep-alive clients not to reuse this connection: their next request opens a new one
   // (to another instance) instead of racing our close and seeing a reset. (HTTP/2 forbids the header.)
   if (stopping && req.httpVersionMajor === 1) res.setHeader('Connection', 'close');
+  if (answerHealth(req, res)) return;
   void handle(req, res);
 });
 server.listen(config.port, () => log.info({ port: config.port, protocol: server.protocol }, 'api listening'));

