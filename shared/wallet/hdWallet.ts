@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { HDNodeWallet, Mnemonic, type HDNodeVoidWallet } from 'ethers';
+import { publicChildAddresses } from './publicDerivation.js';
 
 /**
  * Deposit addresses come from one HD wallet: BIP-44 path m/44'/60'/0'/0/{index}, index taken from a Postgres
@@ -27,9 +28,10 @@ export function createDepositWallet(mnemonic: string): DepositWallet {
   const accountNode = () => (account ??= HDNodeWallet.fromMnemonic(phrase, DEPOSIT_ACCOUNT_PATH));
   // Public derivation is enough for addresses and avoids touching private keys on the request path.
   const publicAccountNode = () => (publicAccount ??= accountNode().neuter());
+  let childAddress: ((index: number) => string) | undefined;
   return {
     fingerprint: () => createHash('sha256').update(publicAccountNode().extendedKey).digest('hex').slice(0, 16),
-    addressAt: (index) => publicAccountNode().deriveChild(index).address,
+    addressAt: (index) => (childAddress ??= publicChildAddresses(publicAccountNode()))(index),
     signerAt: (index) => accountNode().deriveChild(index),
   };
 }

@@ -19,6 +19,14 @@ describe('wallet.createDepositWallet', () => {
     expect(wallet.signerAt(7).address).to.equal(HDNodeWallet.fromPhrase(MNEMONIC, undefined, "m/44'/60'/0'/0/7").address);
   });
 
+  it("derives exactly what ethers derives, on indices across the range (the fast curve path in publicDerivation.ts)", () => {
+    const account = HDNodeWallet.fromPhrase(MNEMONIC, undefined, "m/44'/60'/0'/0").neuter();
+    const indices = [...Array.from({ length: 200 }, (_, i) => i), 1000, 65_535, 65_536, 1_000_003, 2 ** 31 - 1];
+    for (const i of indices) expect(wallet.addressAt(i), `index ${i}`).to.equal(account.deriveChild(i).address);
+    expect(() => wallet.addressAt(2 ** 31)).to.throw(RangeError); // hardened indices need the private key
+    expect(() => wallet.addressAt(-1)).to.throw(RangeError);
+  });
+
   it('rejects a mnemonic with a wrong checksum when created, before any address is asked for', () => {
     expect(() => createDepositWallet('abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon')).to.throw(/checksum|invalid/i);
   });
