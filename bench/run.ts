@@ -145,7 +145,10 @@ async function main() {
   say(`payflow bench (${quick ? 'quick' : 'full'}; soak ${soakSeconds} s) — starting the stack…`);
   const profileDir = path.join(resultsDir, 'profiles');
   if (profile) mkdirSync(profileDir, { recursive: true });
+  // Production mode: the compiled build, as the Procfile runs it (tsx's loader and source maps stay out of the figures).
+  execFileSync(process.execPath, [path.join(repoRoot, 'scripts/build.mjs'), '--if-stale'], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] });
   const gw: Gateway = await startGateway({
+    compiled: true,
     workers: 1,
     env: {
       NODE_ENV: 'production',

@@ -26,6 +26,8 @@ export interface GatewayOptions {
   chainOverrides?: Record<string, unknown>;
   /** Lets a test put something (a fault proxy) between the processes and the dev chain. */
   wrapRpc?: (rpcUrl: string) => Promise<string>;
+  /** Run the compiled build (`node dist/…`, as the Procfile does) instead of the sources under tsx; build it first. */
+  compiled?: boolean;
 }
 
 export interface Gateway {
@@ -112,7 +114,8 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   };
   let output = '';
   const launch = (entry: string, extraEnv: Record<string, string> = {}) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, entry)], {
+    const args = opts.compiled ? [path.join(repoRoot, 'dist', entry.replace(/\.ts$/, '.js'))] : ['--import', 'tsx', path.join(repoRoot, entry)];
+    const child = spawn(process.execPath, args, {
       env: { ...env, ...extraEnv },
       cwd: repoRoot,
       stdio: ['ignore', 'pipe', 'pipe'],
