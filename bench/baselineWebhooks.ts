@@ -4,7 +4,8 @@ import { randomBytes } from 'node:crypto';
 
 /**
  * Baseline for webhook delivery throughput: N BullMQ jobs, each one plain HTTP POST of a small JSON body to the
- * receiver, with the same worker concurrency as PayFlow's worker. Prints the elapsed milliseconds as JSON.
+ * receiver, with the same worker concurrency as PayFlow's worker. Prints the elapsed milliseconds and the CPU
+ * milliseconds this process used over them as JSON.
  */
 const count = Number(process.env.COUNT);
 const concurrency = Number(process.env.WORKER_CONCURRENCY ?? 10);
@@ -17,6 +18,7 @@ let done = 0;
 let finish: () => void;
 const finished = new Promise<void>((r) => (finish = r));
 const started = performance.now();
+const cpuAtStart = process.cpuUsage();
 await queue.addBulk(Array.from({ length: count }, (_, i) => ({ name: 'deliver', data: { id: `evt_${i}` }, opts: { removeOnComplete: true } })));
 const worker = new Worker(
   'deliver',
@@ -31,10 +33,12 @@ const worker = new Worker(
 );
 await finished;
 const elapsedMs = performance.now() - started;
+const usage = process.cpuUsage(cpuAtStart);
+const cpuMs = (usage.user + usage.system) / 1000;
 await worker.close();
 await queue.obliterate({ force: true }).catch(() => {});
 await queue.close();
 producer.disconnect();
 consumer.disconnect();
-process.stdout.write(JSON.stringify({ elapsedMs }) + '\n');
+process.stdout.write(JSON.stringify({ elapsedMs, cpuMs }) + '\n');
 process.exit(0);

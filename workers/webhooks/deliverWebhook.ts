@@ -2,10 +2,10 @@ import type { Config } from '../../shared/config.js';
 import type { Db, Tx } from '../../shared/db.js';
 import type { Logger } from '../../shared/logger.js';
 import { enqueueInTx } from '../../shared/outbox/enqueue.js';
+import { queryPrepared } from '../../shared/preparedQuery.js';
 import { QUEUES } from '../../shared/queues/names.js';
 import { webhookHeaders } from '../../shared/webhooks/signature.js';
 import { disableEndpointInTx, signingSecrets, type WebhookEndpointRow } from '../../shared/webhooks/endpoints.js';
-import type { WebhookDeliveryRow } from '../../shared/webhooks/deliveries.js';
 import { decideRetry, isSuccessStatus, parseRetryAfter } from '../../shared/webhooks/retryPolicy.js';
 import { createWebhookPoster, WebhookTransportError, type WebhookPoster } from './postWebhook.js';
 
@@ -46,16 +46,22 @@ function posterFor(config: DeliverConfig): WebhookPoster {
   return post;
 }
 
-interface EventRow {
-  id: string;
-  type: string;
-  created_at: Date;
-  data: unknown;
+/** What an attempt needs, as webhook_lease_delivery returns it when it takes the lease. */
+interface LeasedDelivery {
+  attempts: number;
+  schedule_offset: number;
+  endpoint_id: string;
+  url: string;
+  secret: string;
+  previous_secret: string | null;
+  previous_secret_expires_at: Date | null;
+  event_id: string;
+  event_type: string;
+  event_created_at: Date;
+  event_data: unknown;
 }
 
-type Lease =
-  | { kind: 'skipped' | 'deferred' | 'failed' }
-  | { kind: 'leased'; delivery: WebhookDeliveryRow; endpoint: WebhookEndpointRow; event: EventRow };
+type Lease = { kind: 'skipped' | 'deferred' | 'failed' } | { kind: 'leased'; delivery: LeasedDelivery };
 
 /**
  * One delivery attempt of one event to one endpoint. Postgres holds the delivery's state; the BullMQ job only
@@ -72,9 +78,11 @@ export async function deliverWebhook(deps: DeliverDeps, deliveryId: string): Pro
   const { db, config, log } = deps;
   const lease = await leaseDelivery(db, config, deliveryId);
   if (lease.kind !== 'leased') return lease.kind;
-  const { delivery, endpoint, event } = lease;
+  const { delivery } = lease;
+  const endpoint = { id: delivery.endpoint_id, url: delivery.url };
+  const event = { id: delivery.event_id, type: delivery.event_type };
 
-  const body = JSON.stringify({ id: event.id, type: event.type, created_at: event.created_at.toISOString(), data: event.data });
+  const body = JSON.stringify({ id: event.id, type: event.type, created_at: delivery.event_created_at.toISOString(), data: delivery.event_data });
   const attempt = delivery.attempts + 1;
   const startedAt = new Date();
   const started = performance.now();
@@ -83,7 +91,7 @@ export async function deliverWebhook(deps: DeliverDeps, deliveryId: string): Pro
   let error: string | null = null;
   let snippet: string | null = null;
   try {
-    const headers = webhookHeaders(signingSecrets(endpoint, startedAt), event.id, Math.floor(startedAt.getTime() / 1000), body);
+    const headers = webhookHeaders(signingSecrets(delivery, startedAt), event.id, Math.floor(startedAt.getTime() / 1000), body);
     const res = await (deps.post ?? posterFor(config))(endpoint.url, headers, body);
     statusCode = res.statusCode;
     retryAfter = res.retryAfter;
@@ -95,28 +103,69 @@ export async function deliverWebhook(deps: DeliverDeps, deliveryId: string): Pro
   const ok = isSuccessStatus(statusCode);
   if (!ok && !error) error = `HTTP ${statusCode}`;
 
-  const outcome = await db.transaction(async (trx): Promise<DeliveryOutcome> => {
+  const outcome: DeliveryOutcome = ok
+    ? await recordSuccess(db, { deliveryId, endpointId: endpoint.id, attempt, statusCode: statusCode!, durationMs, snippet })
+    : await recordFailure(deps, { deliveryId, endpointId: endpoint.id, attempt, scheduleOffset: delivery.schedule_offset, statusCode, retryAfter, error, durationMs, snippet });
+  deps.onAttempt?.(outcome, durationMs / 1000);
+  log[ok ? 'debug' : 'info']({ deliveryId, eventId: event.id, endpointId: endpoint.id, attempt, statusCode, error, durationMs, outcome }, 'webhook attempt');
+  return outcome;
+}
+
+/**
+ * A 2xx: one call of webhook_record_success (migrations/20261126051000_webhook_delivery_functions.ts), which logs
+ * the attempt, marks the delivery succeeded, clears the endpoint's failing_since and wakes a deferred delivery,
+ * under the endpoint's row lock, in one round trip.
+ */
+async function recordSuccess(
+  db: Db,
+  a: { deliveryId: string; endpointId: string; attempt: number; statusCode: number; durationMs: number; snippet: string | null },
+): Promise<'succeeded'> {
+  await queryPrepared(db, 'webhook_record_success', 'SELECT webhook_record_success($1, $2, $3, $4, $5, $6, $7, $8)', [
+    a.deliveryId,
+    a.endpointId,
+    a.attempt,
+    a.statusCode,
+    a.durationMs,
+    a.snippet,
+    new Date(),
+    QUEUES.webhooks,
+  ]);
+  return 'succeeded';
+}
+
+/** Anything but a 2xx: log the attempt, then retry, give up, or disable the endpoint (410, or failing too long). */
+async function recordFailure(
+  deps: DeliverDeps,
+  a: {
+    deliveryId: string;
+    endpointId: string;
+    attempt: number;
+    scheduleOffset: number;
+    statusCode: number | null;
+    retryAfter: string | undefined;
+    error: string | null;
+    durationMs: number;
+    snippet: string | null;
+  },
+): Promise<DeliveryOutcome> {
+  const { db, config, log } = deps;
+  const { deliveryId, attempt, statusCode, error, durationMs, snippet } = a;
+  const endpoint = { id: a.endpointId };
+  return db.transaction(async (trx): Promise<DeliveryOutcome> => {
     const now = new Date();
     await trx('webhook_attempts').insert({ delivery_id: deliveryId, attempt, status_code: statusCode, duration_ms: durationMs, error, response_snippet: snippet });
     // The endpoint row lock orders this with leases and other outcomes of the same endpoint.
     const current: WebhookEndpointRow = await trx('webhook_endpoints').where({ id: endpoint.id }).forUpdate().first();
-    const finish = (status: 'pending' | 'succeeded' | 'failed', nextAttemptAt: Date) =>
+    const finish = (status: 'pending' | 'failed', nextAttemptAt: Date) =>
       trx('webhook_deliveries').where({ id: deliveryId }).update({
         status,
         attempts: attempt,
         last_status_code: statusCode,
-        last_error: ok ? null : error,
+        last_error: error,
         next_attempt_at: nextAttemptAt,
         in_flight_until: null,
         updated_at: now,
       });
-
-    if (ok) {
-      await finish('succeeded', now);
-      if (current.failing_since) await trx('webhook_endpoints').where({ id: endpoint.id }).update({ failing_since: null });
-      await wakeDeferredDelivery(trx, endpoint.id);
-      return 'succeeded';
-    }
     if (statusCode === 410) {
       await finish('failed', now);
       if (await disableEndpointInTx(trx, endpoint.id, 'gone', 'the endpoint answered 410 Gone')) {
@@ -135,10 +184,10 @@ export async function deliverWebhook(deps: DeliverDeps, deliveryId: string): Pro
       return 'failed';
     }
     const decision = decideRetry({
-      attemptInRound: attempt - delivery.schedule_offset,
+      attemptInRound: attempt - a.scheduleOffset,
       schedule: config.webhookRetrySchedule,
       statusCode,
-      retryAfterSeconds: parseRetryAfter(retryAfter, now),
+      retryAfterSeconds: parseRetryAfter(a.retryAfter, now),
     });
     if (!decision.retry) {
       await finish('failed', now);
@@ -159,79 +208,41 @@ export async function deliverWebhook(deps: DeliverDeps, deliveryId: string): Pro
     await wakeDeferredDelivery(trx, endpoint.id);
     return 'retrying';
   });
-  deps.onAttempt?.(outcome, durationMs / 1000);
-  log[ok ? 'debug' : 'info']({ deliveryId, eventId: event.id, endpointId: endpoint.id, attempt, statusCode, error, durationMs, outcome }, 'webhook attempt');
-  return outcome;
 }
 
 /**
- * Takes the delivery's lease, or says why not. One short transaction under the endpoint's row lock, so the
- * in-flight count and the lease cannot race with another worker's.
+ * Takes the delivery's lease, or says why not: one call of webhook_lease_delivery
+ * (migrations/20261126051000_webhook_delivery_functions.ts), which reads the delivery, takes the endpoint's row
+ * lock, counts its attempts in flight against WEBHOOK_ENDPOINT_CONCURRENCY, and then defers or leases the delivery
+ * (conditional on it still being pending and due) and returns it with its endpoint and event. Under that lock the
+ * in-flight count cannot race with another worker's lease or outcome.
  */
 async function leaseDelivery(db: Db, config: DeliverConfig, deliveryId: string): Promise<Lease> {
-  return db.transaction(async (trx): Promise<Lease> => {
-    const now = new Date();
-    const dueBy = new Date(now.getTime() + 1000);
-    const found: WebhookDeliveryRow | undefined = await trx('webhook_deliveries').where({ id: deliveryId }).first();
-    // Done, failed, leased by another attempt, or this job is stale (the delivery's next attempt is later).
-    if (!found || found.status !== 'pending' || found.next_attempt_at > dueBy) return { kind: 'skipped' };
-
-    const endpoint: WebhookEndpointRow | undefined = await trx('webhook_endpoints').where({ id: found.endpoint_id }).forUpdate().first();
-    if (!endpoint || endpoint.deleted_at || !endpoint.enabled) {
-      await trx('webhook_deliveries')
-        .where({ id: deliveryId, status: 'pending' })
-        .update({ status: 'failed', last_error: 'endpoint disabled or deleted', in_flight_until: null, deferred_at: null, updated_at: now });
-      return { kind: 'failed' };
-    }
-
-    const [{ count }] = await trx('webhook_deliveries')
-      .where({ endpoint_id: endpoint.id })
-      .where('in_flight_until', '>', now)
-      .count<{ count: string }[]>('* as count');
-    if (Number(count) >= config.webhookEndpointConcurrency) {
-      const wakeAt = new Date(now.getTime() + deferFallbackMs(config.webhookTimeoutMs));
-      const deferred = await trx('webhook_deliveries')
-        .where({ id: deliveryId, status: 'pending' })
-        .where('next_attempt_at', '<=', dueBy)
-        .update({ next_attempt_at: wakeAt, deferred_at: trx.raw('coalesce(deferred_at, ?)', [now]), updated_at: now });
-      if (deferred > 0) {
-        await enqueueInTx(trx, [
-          { queue: QUEUES.webhooks, name: 'deliver', jobId: `${deliveryId}-${found.attempts}-d${wakeAt.getTime()}`, payload: { deliveryId }, runAt: wakeAt },
-        ]);
-      }
-      return { kind: 'deferred' };
-    }
-
-    const inFlightUntil = new Date(now.getTime() + config.webhookTimeoutMs + IN_FLIGHT_MARGIN_MS);
-    const [delivery]: WebhookDeliveryRow[] = await trx('webhook_deliveries')
-      .where({ id: deliveryId, status: 'pending' })
-      .where('next_attempt_at', '<=', dueBy)
-      // next_attempt_at moves past the attempt too, so a re-queued duplicate job skips it meanwhile.
-      .update({ next_attempt_at: new Date(inFlightUntil.getTime() + 30_000), in_flight_until: inFlightUntil, deferred_at: null, updated_at: now })
-      .returning('*');
-    if (!delivery) return { kind: 'skipped' };
-    const event: EventRow = await trx('events').where({ id: delivery.event_id }).first();
-    return { kind: 'leased', delivery, endpoint, event };
-  });
+  const now = new Date();
+  // A job may run a little before its delivery's next_attempt_at (clocks of the relaying and running processes).
+  const dueBy = new Date(now.getTime() + 1000);
+  const inFlightUntil = new Date(now.getTime() + config.webhookTimeoutMs + IN_FLIGHT_MARGIN_MS);
+  const rows = await queryPrepared<LeasedDelivery & { outcome: Lease['kind'] }>(
+    db,
+    'webhook_lease_delivery',
+    'SELECT * FROM webhook_lease_delivery($1, $2, $3, $4, $5, $6, $7, $8)',
+    [
+      deliveryId,
+      now,
+      dueBy,
+      config.webhookEndpointConcurrency,
+      inFlightUntil,
+      new Date(inFlightUntil.getTime() + 30_000),
+      new Date(now.getTime() + deferFallbackMs(config.webhookTimeoutMs)),
+      QUEUES.webhooks,
+    ],
+  );
+  const [row] = rows;
+  if (!row) throw new Error(`webhook delivery ${deliveryId}: leased without its event`); // events are referenced by a foreign key
+  return row.outcome === 'leased' ? { kind: 'leased', delivery: row } : { kind: row.outcome };
 }
 
-/** A slot of the endpoint just freed: the delivery that has waited longest for one goes now. */
+/** A slot of the endpoint just freed (the caller holds its row lock): the delivery that has waited longest goes now. */
 async function wakeDeferredDelivery(trx: Tx, endpointId: string): Promise<void> {
-  const now = new Date();
-  const [next]: { id: string; attempts: number }[] = await trx('webhook_deliveries')
-    .where({ endpoint_id: endpointId, status: 'pending' })
-    .whereNotNull('deferred_at')
-    .whereNull('in_flight_until')
-    // Still waiting on its fallback timer, i.e. not already woken by another finishing attempt.
-    .where('next_attempt_at', '>', now)
-    .orderBy('deferred_at')
-    .limit(1)
-    .forUpdate()
-    .skipLocked()
-    .select('id', 'attempts');
-  if (!next) return;
-  await trx('webhook_deliveries').where({ id: next.id }).update({ next_attempt_at: now, updated_at: now });
-  await enqueueInTx(trx, [
-    { queue: QUEUES.webhooks, name: 'deliver', jobId: `${next.id}-${next.attempts}-w${now.getTime()}`, payload: { deliveryId: next.id } },
-  ]);
+  await trx.raw('SELECT webhook_wake_deferred(?, ?, ?)', [endpointId, new Date(), QUEUES.webhooks]);
 }

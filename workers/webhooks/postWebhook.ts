@@ -28,18 +28,32 @@ const SNIPPET_READ_BYTES = 4096;
 export type WebhookPoster = (url: string, headers: Record<string, string>, body: string) => Promise<WebhookResponse>;
 
 /**
- * POSTs webhooks through agents that check the address each connection actually goes to, after DNS
- * (request-filtering-agent): the delivery-time half of the SSRF guard, which also catches DNS rebinding. No
- * keep-alive, so every attempt resolves and is checked afresh; redirects are not followed (a 3xx is a failure).
- * `timeoutMs` bounds the whole attempt: connect, response and the read of the snippet.
+ * How long a connection to a receiver stays open unused for the next attempt. Short, so it is closed by us before
+ * the receiver drops it (Node's servers wait 5 s, gunicorn 2 s) — a request sent just as the receiver closes the
+ * connection would fail; a receiver's `Keep-Alive: timeout=N` shortens it further (Node's agent honours it).
  */
-export function createWebhookPoster(opts: { allowPrivate: boolean; timeoutMs: number }): WebhookPoster {
-  const filter = {
+export const KEEP_ALIVE_IDLE_MS = 1000;
+
+/**
+ * POSTs webhooks through agents that check the address each connection actually goes to, after DNS
+ * (request-filtering-agent): the delivery-time half of the SSRF guard, which also catches DNS rebinding. The check
+ * runs whenever a connection is opened; connections are kept alive between attempts (per host and port, idle at
+ * most KEEP_ALIVE_IDLE_MS), and a reused one still goes to the address checked when it was opened, so a DNS
+ * answer that changes meanwhile is met, and refused, by the next new connection. Redirects are not followed (a 3xx
+ * is a failure). `timeoutMs` bounds the whole attempt: connect, response and the read of the snippet.
+ */
+export function createWebhookPoster(opts: { allowPrivate: boolean; timeoutMs: number; keepAliveIdleMs?: number }): WebhookPoster {
+  const options = {
     allowPrivateIPAddress: opts.allowPrivate,
     allowMetaIPAddress: false,
     denyIPAddressList: METADATA_ADDRESSES,
+    keepAlive: true,
+    // On a free socket this is its idle timeout (the agent then closes it); an attempt's own timer bounds the rest.
+    timeout: opts.keepAliveIdleMs ?? KEEP_ALIVE_IDLE_MS,
+    // The most recently used connection first: the least likely to have been closed by the receiver.
+    scheduling: 'lifo' as const,
   };
-  const agents = { 'http:': new RequestFilteringHttpAgent(filter), 'https:': new RequestFilteringHttpsAgent(filter) };
+  const agents = { 'http:': new RequestFilteringHttpAgent(options), 'https:': new RequestFilteringHttpsAgent(options) };
 
   return (url, headers, body) =>
     new Promise<WebhookResponse>((resolve, reject) => {
@@ -70,8 +84,9 @@ export function createWebhookPoster(opts: { allowPrivate: boolean; timeoutMs: nu
       request.on('response', (res) => {
         const chunks: Buffer[] = [];
         let bytes = 0;
-        const done = () => {
-          res.destroy();
+        // A body read to its end leaves the connection reusable; one cut at the snippet's length cannot be.
+        const done = (complete: boolean) => {
+          if (!complete) res.destroy();
           finish(null, {
             statusCode: res.statusCode ?? 0,
             retryAfter: res.headers['retry-after'],
@@ -81,10 +96,10 @@ export function createWebhookPoster(opts: { allowPrivate: boolean; timeoutMs: nu
         res.on('data', (chunk: Buffer) => {
           chunks.push(chunk);
           bytes += chunk.length;
-          if (bytes >= SNIPPET_READ_BYTES) done();
+          if (bytes >= SNIPPET_READ_BYTES) done(false);
         });
-        res.on('end', done);
-        res.on('error', done);
+        res.on('end', () => done(true));
+        res.on('error', () => done(false));
       });
       request.end(body);
     });
