@@ -4,7 +4,7 @@ import type { ApiDeps } from './deps.js';
 import { errorHandler } from './middleware/errors.js';
 import { requestContext } from './middleware/requestContext.js';
 import { jsonBody } from './middleware/jsonBody.js';
-import { merchantAuth, type MerchantPrincipal } from './auth/merchantAuth.js';
+import { merchantAuth, merchantIdOf } from './auth/merchantAuth.js';
 import { createApiKeyCache } from './auth/apiKeyCache.js';
 import { compressJson, conditionalGet, corsFor, securityHeaders } from './middleware/http.js';
 import { idempotency } from './middleware/idempotency.js';
@@ -79,7 +79,7 @@ export function createApp(deps: ApiDeps): Koa {
   const v1 = new Router({ prefix: '/api/v1' });
   v1.use(merchantAuth(deps.apiKeys!, deps.jwtKey));
   v1.use(merchantRateLimit({ ...limits, read: deps.config.rateLimitRead, write: deps.config.rateLimitWrite }));
-  v1.use(idempotency(deps.db, { scopeOf: (ctx) => (ctx.state.merchant as MerchantPrincipal).merchantId, retentionHours: deps.config.idempotencyRetentionHours, secret: deps.config.jwtSecret }));
+  v1.use(idempotency(deps.db, { scopeOf: merchantIdOf, retentionHours: deps.config.idempotencyRetentionHours, secret: deps.config.jwtSecret }));
   for (const r of [chainRoutes(deps), paymentRoutes(deps), paymentResolutionRoutes(deps), eventRoutes(deps), webhookEndpointRoutes(deps), webhookDeliveryRoutes(deps)]) v1.use(r.routes());
   for (const r of [ledgerRoutes(deps), merchantRoutes(deps)]) v1.use(r.routes());
   app.use(v1.routes());

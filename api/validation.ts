@@ -25,3 +25,8 @@ export const metadataSchema = z
   )
   .refine((m) => Object.keys(m).length <= 20, { message: 'metadata may have at most 20 keys' });
 
+/** A percentage with at most two decimals, 0–100, as a string ("0.5"): underpaid tolerances. */
+export const percentSchema = z
+  .string()
+  .regex(/^\d{1,3}(\.\d{1,2})?$/, 'must be a percentage like "0.5"')
+  .refine((p) => Number(p) <= 100, 'must be at most 100');

@@ -13,7 +13,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { QUEUES } from '../shared/queues/names.js';
 import { freePort } from '../scripts/devstack/ports.js';
-import { devAccounts } from '../scripts/devstack/chain.js';
+import { devAccounts, rpcCall } from '../scripts/devstack/chain.js';
 import { call, createTestMerchant, startGateway, stopChild, waitFor, type Gateway } from '../test/support/gateway.js';
 import { stopTestStack } from '../test/support/stack.js';
 import { startWebhookReceiver } from '../test/support/webhookReceiver.js';
@@ -406,14 +406,14 @@ async function main() {
         say(`block mined → payment.confirmed received (${latencySamples} payments)…`);
         const payer = devAccounts(10)[8].address;
         const latencies: number[] = [];
-        await rpc(gw, 'evm_setAutomine', [false]);
+        await rpcCall(gw.stack.rpcUrl, 'evm_setAutomine', [false]);
         try {
           for (let i = 0; i < latencySamples; i++) {
             const p = await call(gw, 'POST', '/api/v1/payments', { auth: merchant.api_key, body: { amount: '0.001', currency: 'ETH', confirmations: 1 } });
-            await rpc(gw, 'eth_sendTransaction', [{ from: payer, to: p.body.address, value: '0x38d7ea4c68000', gas: '0x5208' }]);
+            await rpcCall(gw.stack.rpcUrl, 'eth_sendTransaction', [{ from: payer, to: p.body.address, value: '0x38d7ea4c68000', gas: '0x5208' }]);
             await new Promise((r) => setTimeout(r, Math.random() * 400)); // vary the phase against the scanner's poll
             const t0 = Date.now();
-            await rpc(gw, 'evm_mine', []);
+            await rpcCall(gw.stack.rpcUrl, 'evm_mine', []);
             const hit = await waitFor(
               async () => receiver.received.find((w) => w.receivedAt >= t0 && w.body.includes(p.body.id) && w.body.includes('"payment.confirmed"')),
               30_000,
@@ -422,7 +422,7 @@ async function main() {
             latencies.push(hit.receivedAt - t0);
           }
         } finally {
-          await rpc(gw, 'evm_setAutomine', [true]);
+          await rpcCall(gw.stack.rpcUrl, 'evm_setAutomine', [true]);
         }
         const sorted = [...latencies].sort((a, b) => a - b);
         const pct = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
@@ -437,8 +437,7 @@ async function main() {
     // --- API process start → /health 200 (services up): the compiled build, as the Procfile runs it, and (for
     // comparison, not a target) the same process from source under tsx, as `npm start` and the tests run it.
     if (wants('startup')) {
-      say('API start → /health 200 (building dist/ if stale)…');
-      execFileSync(process.execPath, [path.join(repoRoot, 'scripts/build.mjs'), '--if-stale'], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] });
+      say('API start → /health 200…');
       const startupMs = async (entry: string[]) => {
         const port = await freePort();
         const t0 = performance.now();
@@ -527,12 +526,6 @@ async function main() {
   say(`\nwrote bench/results/latest.json (${result.durationSeconds} s)`);
 }
 
-async function rpc(gw: Gateway, method: string, params: unknown[]) {
-  const res = await fetch(gw.stack.rpcUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) });
-  const body = (await res.json()) as { result?: unknown; error?: { message: string } };
-  if (body.error) throw new Error(`${method}: ${body.error.message}`);
-  return body.result;
-}
 
 function printTable() {
   const header = ['figure', 'PayFlow', 'baseline', 'ratio', 'target', ''];

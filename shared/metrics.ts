@@ -1,4 +1,4 @@
-import { timingSafeEqual, createHash } from 'node:crypto';
+import { sameSecret } from './sameSecret.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Queues } from './queues/redis.js';
 import type { Db } from './db.js';
@@ -300,8 +300,6 @@ export function registerSampledMetrics(deps: { db: Db; queues?: Queues }): void 
 
 // ---- access ----------------------------------------------------------------------------------------------------
 
-const digest = (s: string) => createHash('sha256').update(s).digest();
-
 /**
  * True when an Authorization header carries the metrics token: `Bearer <token>`, or HTTP Basic with the token as
  * the password (any user name), which is what Prometheus's `basic_auth` and most scrapers send.
@@ -316,5 +314,5 @@ export function metricsAuthorized(authorization: string | undefined, token: stri
     const decoded = Buffer.from(basic[1], 'base64').toString('utf8');
     presented = decoded.slice(decoded.indexOf(':') + 1);
   }
-  return presented !== undefined && timingSafeEqual(digest(presented), digest(token));
+  return presented !== undefined && sameSecret(presented, token);
 }

@@ -11,9 +11,8 @@ import type { Queues } from '../shared/queues/redis.js';
  *  - webhook deliveries that are due but have no job (their job died with Redis) are put back in the outbox.
  * Both are idempotent, so every worker process can run them.
  */
-export function startMaintenance(opts: { config: Config; db: Db; queues: Queues; log: Logger; intervalMs?: number }) {
+export function startMaintenance(opts: { config: Config; db: Db; queues: Queues; log: Logger }) {
   const { config, db, queues, log } = opts;
-  const intervalMs = opts.intervalMs ?? config.maintenanceIntervalMs;
 
   async function ensureSchedulers() {
     for (const chain of config.chains) {
@@ -65,7 +64,7 @@ export function startMaintenance(opts: { config: Config; db: Db; queues: Queues;
   void run();
   const timer = setInterval(() => {
     if (!stopped) void run();
-  }, intervalMs);
+  }, config.maintenanceIntervalMs);
   return {
     async stop() {
       stopped = true;

@@ -48,6 +48,9 @@ export function merchantAuth(keys: ApiKeyCache, jwtSecret: KeyObject): Koa.Middl
   };
 }
 
+/** The authenticated merchant's id (routes behind merchantAuth). */
+export const merchantIdOf = (ctx: { state: Record<string, unknown> }): string => (ctx.state.merchant as MerchantPrincipal).merchantId;
+
 /** Writes need the `write` scope (read-only keys answer 403). */
 export function requireScope(scope: ApiKeyScope): Koa.Middleware {
   return async (ctx, next) => {

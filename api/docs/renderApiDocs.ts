@@ -4,10 +4,11 @@
  * /openapi.json.
  */
 
+import { escapeHtml } from '../checkout/html.js';
+
 type Json = Record<string, any>;
 
-const escape = (s: unknown) =>
-  String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+const escape = (s: unknown) => escapeHtml(String(s ?? ''));
 
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
 

@@ -19,10 +19,12 @@ export function requestContext(log: Logger): Koa.Middleware {
     try {
       await next();
     } finally {
-      const ms = Math.round(performance.now() - started);
       // ctx.ip honours X-Forwarded-For only with TRUST_PROXY. Headers are logged at debug, with secrets redacted.
-      const line = { method: ctx.method, path: ctx.path, status: ctx.status, ms, ip: ctx.ip, protocol: ctx.protocol, httpVersion: ctx.req.httpVersion };
-      if (log.isLevelEnabled('debug')) ctx.state.log.debug({ ...line, headers: ctx.headers }, 'request');
+      if (log.isLevelEnabled('debug')) {
+        const ms = Math.round(performance.now() - started);
+        const line = { method: ctx.method, path: ctx.path, status: ctx.status, ms, ip: ctx.ip, protocol: ctx.protocol, httpVersion: ctx.req.httpVersion };
+        ctx.state.log.debug({ ...line, headers: ctx.headers }, 'request');
+      }
     }
   };
 }

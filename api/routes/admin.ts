@@ -5,7 +5,7 @@ import { createMerchant } from '../../shared/merchants/createMerchant.js';
 import type { ApiDeps } from '../deps.js';
 import { adminAuth } from '../auth/adminAuth.js';
 import { idempotency } from '../middleware/idempotency.js';
-import { validate } from '../validation.js';
+import { percentSchema, validate } from '../validation.js';
 import { mountApiKeyAdminRoutes } from './adminKeys.js';
 
 const address = z.string().refine((a) => isAddress(a), { message: 'must be a 0x address' });
@@ -14,7 +14,7 @@ const createMerchantBody = z
     name: z.string().min(1).max(200),
     settlement_address: address.optional(),
     mode: z.enum(['live', 'test']).optional(),
-    underpaid_tolerance_percent: z.string().regex(/^\d{1,3}(\.\d{1,2})?$/, 'must be a percentage like "0.5"').refine((p) => Number(p) <= 100, 'must be at most 100').optional(),
+    underpaid_tolerance_percent: percentSchema.optional(),
     late_payment_window_seconds: z.number().int().min(0).max(30 * 86400).optional(),
   })
   .strict();

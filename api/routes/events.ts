@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import { z } from 'zod';
 import { notFound } from '../../shared/errors.js';
 import type { ApiDeps } from '../deps.js';
-import { requireScope, type MerchantPrincipal } from '../auth/merchantAuth.js';
+import { merchantIdOf, requireScope } from '../auth/merchantAuth.js';
 import { paginate } from '../pagination.js';
 import { validate } from '../validation.js';
 
@@ -39,11 +39,10 @@ const listEventsQuery = z
  */
 export function eventRoutes(deps: ApiDeps): Router {
   const router = new Router();
-  const merchantOf = (state: Record<string, unknown>) => (state.merchant as MerchantPrincipal).merchantId;
 
   router.get('/events', requireScope('read'), async (ctx) => {
     const filter = validate(listEventsQuery, ctx.query);
-    const scope = { merchant_id: merchantOf(ctx.state) };
+    const scope = { merchant_id: merchantIdOf(ctx) };
     const query = deps.db('events').where(scope);
     if (filter.type?.endsWith('.*')) query.where('type', 'like', `${filter.type.slice(0, -1).replace(/[_%\\]/g, '\\$&')}%`);
     else if (filter.type) query.where({ type: filter.type });
@@ -53,7 +52,7 @@ export function eventRoutes(deps: ApiDeps): Router {
   });
 
   router.get('/events/:id', requireScope('read'), async (ctx) => {
-    const row: EventRow | undefined = await deps.db('events').where({ id: ctx.params.id, merchant_id: merchantOf(ctx.state) }).first();
+    const row: EventRow | undefined = await deps.db('events').where({ id: ctx.params.id, merchant_id: merchantIdOf(ctx) }).first();
     if (!row) throw notFound('event');
     ctx.body = presentEvent(row);
   });

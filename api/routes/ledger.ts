@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import { z } from 'zod';
 import { merchantBalances, presentLedgerEntry, type LedgerEntryRow } from '../../shared/ledger/ledgerEntries.js';
 import type { ApiDeps } from '../deps.js';
-import { requireScope, type MerchantPrincipal } from '../auth/merchantAuth.js';
+import { merchantIdOf, requireScope } from '../auth/merchantAuth.js';
 import { paginate } from '../pagination.js';
 import { validate } from '../validation.js';
 
@@ -21,15 +21,14 @@ const ledgerQuery = z
  */
 export function ledgerRoutes(deps: ApiDeps): Router {
   const router = new Router();
-  const merchantOf = (state: Record<string, unknown>) => (state.merchant as MerchantPrincipal).merchantId;
 
   router.get('/balance', requireScope('read'), async (ctx) => {
-    ctx.body = { object: 'balance', data: await merchantBalances(deps.db, merchantOf(ctx.state)) };
+    ctx.body = { object: 'balance', data: await merchantBalances(deps.db, merchantIdOf(ctx)) };
   });
 
   router.get('/ledger', requireScope('read'), async (ctx) => {
     const filters = validate(ledgerQuery, ctx.query);
-    const scope = { merchant_id: merchantOf(ctx.state) };
+    const scope = { merchant_id: merchantIdOf(ctx) };
     const query = deps.db('ledger_entries').where(scope);
     if (filters.payment_id) query.where({ payment_id: filters.payment_id });
     if (filters.currency) query.where({ currency: filters.currency });

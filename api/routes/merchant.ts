@@ -6,7 +6,7 @@ import { invalidRequest, notFound } from '../../shared/errors.js';
 import { parseXpub, XpubError } from '../../shared/settlement/depositAddress.js';
 import type { ApiDeps } from '../deps.js';
 import { adminAuth } from '../auth/adminAuth.js';
-import { requireScope, type MerchantPrincipal } from '../auth/merchantAuth.js';
+import { merchantIdOf, requireScope } from '../auth/merchantAuth.js';
 import { validate } from '../validation.js';
 
 const settlementBody = z
@@ -61,14 +61,13 @@ async function updateSettlement(db: Db, merchantId: string, input: unknown): Pro
 /** GET / PATCH /api/v1/merchant: the authenticated merchant's own settlement settings. */
 export function merchantRoutes(deps: ApiDeps): Router {
   const router = new Router();
-  const merchantOf = (state: Record<string, unknown>) => (state.merchant as MerchantPrincipal).merchantId;
   router.get('/merchant', requireScope('read'), async (ctx) => {
-    const row: MerchantRow | undefined = await deps.db('merchants').where({ id: merchantOf(ctx.state) }).first();
+    const row: MerchantRow | undefined = await deps.db('merchants').where({ id: merchantIdOf(ctx) }).first();
     if (!row) throw notFound('merchant');
     ctx.body = presentMerchant(row);
   });
   router.patch('/merchant', requireScope('write'), async (ctx) => {
-    ctx.body = presentMerchant(await updateSettlement(deps.db, merchantOf(ctx.state), ctx.request.body));
+    ctx.body = presentMerchant(await updateSettlement(deps.db, merchantIdOf(ctx), ctx.request.body));
   });
   return router;
 }

@@ -1,13 +1,10 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type Koa from 'koa';
 import type { Config } from '../../shared/config.js';
 import { unauthorized } from '../../shared/errors.js';
 import type { Queues } from '../../shared/queues/redis.js';
+import { sameSecret } from '../../shared/sameSecret.js';
 
 export const BULL_BOARD_PATH = '/admin/queues';
-
-const digest = (s: string) => createHash('sha256').update(s).digest();
-const same = (a: string, b: string) => timingSafeEqual(digest(a), digest(b));
 
 /**
  * Ops access: `Bearer <ADMIN_TOKEN>` (scripts, curl), or HTTP Basic BULL_BOARD_USER / BULL_BOARD_PASSWORD so a
@@ -19,13 +16,13 @@ export function adminOrBasicAuth(config: Pick<Config, 'adminToken' | 'bullBoardU
     const bearer = /^Bearer (.+)$/.exec(header);
     const basic = /^Basic ([A-Za-z0-9+/=]+)$/.exec(header);
     let allowed = false;
-    if (bearer) allowed = same(bearer[1], config.adminToken);
+    if (bearer) allowed = sameSecret(bearer[1], config.adminToken);
     else if (basic) {
       const decoded = Buffer.from(basic[1], 'base64').toString('utf8');
       const colon = decoded.indexOf(':');
       // Evaluate both comparisons so timing says nothing about which half was wrong.
-      const userOk = same(decoded.slice(0, colon), config.bullBoardUser);
-      const passwordOk = same(decoded.slice(colon + 1), config.bullBoardPassword);
+      const userOk = sameSecret(decoded.slice(0, colon), config.bullBoardUser);
+      const passwordOk = sameSecret(decoded.slice(colon + 1), config.bullBoardPassword);
       allowed = colon >= 0 && userOk && passwordOk;
     }
     if (!allowed) {

@@ -3,13 +3,13 @@ import { getAddress, isAddress } from 'ethers';
 import { z } from 'zod';
 import { ApiError, notFound } from '../../shared/errors.js';
 import { recordEvent } from '../../shared/events/recordEvent.js';
-import type { PaymentRow, TransferRow } from '../../shared/payments/paymentRow.js';
+import type { PaymentRow } from '../../shared/payments/paymentRow.js';
 import { presentPayment } from '../../shared/payments/present.js';
-import { finalThrough } from '../../shared/payments/reevaluatePayment.js';
+import { hasUnfinalTransfers } from '../../shared/payments/reevaluatePayment.js';
 import { assertTransition } from '../../shared/payments/stateMachine.js';
 import { onPaymentConfirmed } from '../../shared/settlement/onPaymentConfirmed.js';
 import type { ApiDeps } from '../deps.js';
-import { requireScope, type MerchantPrincipal } from '../auth/merchantAuth.js';
+import { merchantIdOf, requireScope } from '../auth/merchantAuth.js';
 import { validate } from '../validation.js';
 
 const resolveBody = z
@@ -32,7 +32,7 @@ export function paymentResolutionRoutes(deps: ApiDeps): Router {
     if (body.refund_address && body.action !== 'refund') {
       throw new ApiError(400, 'invalid_request_error', 'parameter_invalid', 'refund_address is only for action "refund"', 'refund_address');
     }
-    const merchantId = (ctx.state.merchant as MerchantPrincipal).merchantId;
+    const merchantId = merchantIdOf(ctx);
     ctx.body = await deps.db.transaction(async (trx) => {
       const payment: PaymentRow | undefined = await trx('payments').where({ id: ctx.params.id, merchant_id: merchantId }).forUpdate().first();
       if (!payment) throw notFound('payment');
@@ -41,12 +41,7 @@ export function paymentResolutionRoutes(deps: ApiDeps): Router {
       }
       let update: Partial<PaymentRow> & Record<string, unknown>;
       if (body.action === 'accept') {
-        const cursor = await trx('chain_cursors').where({ chain_id: payment.chain_id }).first();
-        const transfers: TransferRow[] = await trx('transfers').where({ payment_id: payment.id, counted: true }).whereNull('orphaned_at');
-        const final = cursor
-          ? finalThrough(payment.confirmations_required, { scannedTip: Number(cursor.next_block) - 1, tipTimestamp: cursor.tip_timestamp, taggedFinalBlock: cursor.final_block ?? undefined })
-          : -1;
-        if (transfers.some((t) => Number(t.block_number) > final)) {
+        if (await hasUnfinalTransfers(trx, payment)) {
           throw new ApiError(409, 'conflict_error', 'transfers_not_final', 'Some transfers do not have enough confirmations yet; retry once they do');
         }
         assertTransition(payment.status, 'confirmed');

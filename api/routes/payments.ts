@@ -12,10 +12,9 @@ import type { PaymentRow } from '../../shared/payments/paymentRow.js';
 import { presentPayment } from '../../shared/payments/present.js';
 import { assertTransition, PAYMENT_STATUSES } from '../../shared/payments/stateMachine.js';
 import type { ApiDeps } from '../deps.js';
-import type { MerchantPrincipal } from '../auth/merchantAuth.js';
-import { requireScope } from '../auth/merchantAuth.js';
+import { merchantIdOf, requireScope } from '../auth/merchantAuth.js';
 import { paginate } from '../pagination.js';
-import { metadataSchema, validate } from '../validation.js';
+import { metadataSchema, percentSchema, validate } from '../validation.js';
 
 // The checkout page links the customer's browser to these: only http(s), so a javascript: URL can never be one.
 const redirectUrl = z
@@ -34,7 +33,7 @@ const createPaymentBody = z
     confirmations: z.number().int().min(1).max(1000).optional(),
     success_url: redirectUrl.optional(),
     cancel_url: redirectUrl.optional(),
-    underpaid_tolerance_percent: z.string().regex(/^\d{1,3}(\.\d{1,2})?$/, 'must be a percentage like "0.5"').refine((p) => Number(p) <= 100, 'must be at most 100').optional(),
+    underpaid_tolerance_percent: percentSchema.optional(),
     underpaid_tolerance_amount: z.string().max(100).optional(),
   })
   .strict();
@@ -45,7 +44,6 @@ const listPaymentsQuery = z.object({ status: z.enum(PAYMENT_STATUSES).optional()
 
 export function paymentRoutes(deps: ApiDeps): Router {
   const router = new Router();
-  const merchantOf = (state: Record<string, unknown>) => (state.merchant as MerchantPrincipal).merchantId;
 
   const createDeps = {
     db: deps.db,
@@ -59,7 +57,7 @@ export function paymentRoutes(deps: ApiDeps): Router {
     const body = validate(createPaymentBody, ctx.request.body);
     const created = await createPayment(
       createDeps,
-      merchantOf(ctx.state),
+      merchantIdOf(ctx),
       {
         amount: body.amount,
         currency: body.currency,
@@ -74,25 +72,25 @@ export function paymentRoutes(deps: ApiDeps): Router {
         underpaidToleranceAmount: body.underpaid_tolerance_amount,
       },
       ctx.state.requestId,
-    ).catch((err) => rethrowOrderIdExists(deps, merchantOf(ctx.state), body.order_id, err));
+    ).catch((err) => rethrowOrderIdExists(deps, merchantIdOf(ctx), body.order_id, err));
     ctx.status = 201;
     ctx.body = created;
   });
 
   router.post('/payments/:id/cancel', requireScope('write'), async (ctx) => {
     validate(cancelBody, ctx.request.body);
-    ctx.body = await cancelPayment(deps.db, merchantOf(ctx.state), ctx.params.id, ctx.state.requestId);
+    ctx.body = await cancelPayment(deps.db, merchantIdOf(ctx), ctx.params.id, ctx.state.requestId);
   });
 
   router.get('/payments/:id', requireScope('read'), async (ctx) => {
-    const found = await findPaymentWithTransfers(deps.db, merchantOf(ctx.state), ctx.params.id);
+    const found = await findPaymentWithTransfers(deps.db, merchantIdOf(ctx), ctx.params.id);
     if (!found) throw notFound('payment');
     ctx.body = presentPayment(found.payment, { transfers: found.transfers, scannedTip: found.scannedTip });
   });
 
   router.get('/payments', requireScope('read'), async (ctx) => {
     const { status } = validate(listPaymentsQuery, ctx.query);
-    const scope = { merchant_id: merchantOf(ctx.state) };
+    const scope = { merchant_id: merchantIdOf(ctx) };
     const query = deps.db('payments').where(scope);
     if (status) query.where({ status });
     const { rows, hasMore } = await paginate<PaymentRow>(query, 'payments', scope, ctx.query);

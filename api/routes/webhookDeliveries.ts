@@ -2,11 +2,10 @@ import Router from '@koa/router';
 import { ApiError, notFound } from '../../shared/errors.js';
 import { attemptsByDelivery, presentDelivery, redeliverInTx, type WebhookDeliveryRow } from '../../shared/webhooks/deliveries.js';
 import type { ApiDeps } from '../deps.js';
-import { requireScope, type MerchantPrincipal } from '../auth/merchantAuth.js';
+import { merchantIdOf, requireScope } from '../auth/merchantAuth.js';
 
 export function webhookDeliveryRoutes(deps: ApiDeps): Router {
   const router = new Router();
-  const merchantOf = (state: Record<string, unknown>) => (state.merchant as MerchantPrincipal).merchantId;
 
   /** A delivery of the merchant's, through its endpoint (deleted endpoints' deliveries stay readable). */
   const findDelivery = (merchantId: string, id: string): Promise<(WebhookDeliveryRow & { endpoint_enabled: boolean; endpoint_deleted_at: Date | null }) | undefined> =>
@@ -23,7 +22,7 @@ export function webhookDeliveryRoutes(deps: ApiDeps): Router {
   }
 
   router.get('/webhook-deliveries/:id', requireScope('read'), async (ctx) => {
-    const row = await findDelivery(merchantOf(ctx.state), ctx.params.id);
+    const row = await findDelivery(merchantIdOf(ctx), ctx.params.id);
     if (!row) throw notFound('webhook delivery');
     ctx.body = await present(row);
   });
@@ -34,7 +33,7 @@ export function webhookDeliveryRoutes(deps: ApiDeps): Router {
    * disabled (re-enable it with PATCH first).
    */
   router.post('/webhook-deliveries/:id/redeliver', requireScope('write'), async (ctx) => {
-    const found = await findDelivery(merchantOf(ctx.state), ctx.params.id);
+    const found = await findDelivery(merchantIdOf(ctx), ctx.params.id);
     if (!found) throw notFound('webhook delivery');
     if (found.endpoint_deleted_at || !found.endpoint_enabled) {
       throw new ApiError(409, 'conflict_error', 'endpoint_disabled', 'The endpoint of this delivery is disabled or deleted; enable it with PATCH first');

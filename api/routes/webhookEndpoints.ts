@@ -14,7 +14,7 @@ import {
 import { attemptsByDelivery, presentDelivery, sendTestEventInTx, type WebhookDeliveryRow } from '../../shared/webhooks/deliveries.js';
 import { checkWebhookUrlWithDns } from '../../shared/webhooks/urlPolicy.js';
 import type { ApiDeps } from '../deps.js';
-import { requireScope, type MerchantPrincipal } from '../auth/merchantAuth.js';
+import { merchantIdOf, requireScope } from '../auth/merchantAuth.js';
 import { paginate } from '../pagination.js';
 import { validate } from '../validation.js';
 
@@ -44,7 +44,6 @@ const storedEvents = (events: string[] | undefined) => (!events || events.includ
 
 export function webhookEndpointRoutes(deps: ApiDeps): Router {
   const router = new Router();
-  const merchantOf = (state: Record<string, unknown>) => (state.merchant as MerchantPrincipal).merchantId;
 
   /** SSRF guard at registration; the delivery-time half is in workers/webhooks/postWebhook.ts. */
   async function assertUrlAllowed(url: string) {
@@ -55,7 +54,7 @@ export function webhookEndpointRoutes(deps: ApiDeps): Router {
   }
 
   async function loadEndpoint(state: Record<string, unknown>, id: string): Promise<WebhookEndpointRow> {
-    const row = await findMerchantEndpoint(deps.db, merchantOf(state), id);
+    const row = await findMerchantEndpoint(deps.db, merchantIdOf({ state }), id);
     if (!row) throw notFound('webhook endpoint');
     return row;
   }
@@ -64,7 +63,7 @@ export function webhookEndpointRoutes(deps: ApiDeps): Router {
     const body = validate(createEndpointBody, ctx.request.body);
     await assertUrlAllowed(body.url);
     const [row]: WebhookEndpointRow[] = await deps.db('webhook_endpoints')
-      .insert({ id: newId('we'), merchant_id: merchantOf(ctx.state), url: body.url, events: storedEvents(body.events), secret: newWebhookSecret() })
+      .insert({ id: newId('we'), merchant_id: merchantIdOf(ctx), url: body.url, events: storedEvents(body.events), secret: newWebhookSecret() })
       .returning('*');
     ctx.status = 201;
     // The secret is shown on creation so the merchant can verify signatures.
@@ -72,7 +71,7 @@ export function webhookEndpointRoutes(deps: ApiDeps): Router {
   });
 
   router.get('/webhook-endpoints', requireScope('read'), async (ctx) => {
-    const scope = { merchant_id: merchantOf(ctx.state) };
+    const scope = { merchant_id: merchantIdOf(ctx) };
     const { rows, hasMore } = await paginate<WebhookEndpointRow>(
       deps.db('webhook_endpoints').where(scope).whereNull('deleted_at'),
       'webhook_endpoints',
@@ -101,7 +100,7 @@ export function webhookEndpointRoutes(deps: ApiDeps): Router {
       if (body.events !== undefined) changes.events = storedEvents(body.events);
       if (body.enabled === true) Object.assign(changes, { enabled: true, disabled_reason: null, disabled_at: null, failing_since: null });
       const [updated]: WebhookEndpointRow[] = await trx('webhook_endpoints')
-        .where({ id: ctx.params.id, merchant_id: merchantOf(ctx.state) })
+        .where({ id: ctx.params.id, merchant_id: merchantIdOf(ctx) })
         .whereNull('deleted_at')
         .update(changes)
         .returning('*');
@@ -117,7 +116,7 @@ export function webhookEndpointRoutes(deps: ApiDeps): Router {
 
   router.delete('/webhook-endpoints/:id', requireScope('write'), async (ctx) => {
     const n = await deps.db('webhook_endpoints')
-      .where({ id: ctx.params.id, merchant_id: merchantOf(ctx.state) })
+      .where({ id: ctx.params.id, merchant_id: merchantIdOf(ctx) })
       .whereNull('deleted_at')
       .update({ deleted_at: deps.db.fn.now(), enabled: false });
     if (n === 0) throw notFound('webhook endpoint');
@@ -132,7 +131,7 @@ export function webhookEndpointRoutes(deps: ApiDeps): Router {
   router.post('/webhook-endpoints/:id/rotate-secret', requireScope('write'), async (ctx) => {
     const secret = newWebhookSecret();
     const [row]: WebhookEndpointRow[] = await deps.db('webhook_endpoints')
-      .where({ id: ctx.params.id, merchant_id: merchantOf(ctx.state) })
+      .where({ id: ctx.params.id, merchant_id: merchantIdOf(ctx) })
       .whereNull('deleted_at')
       .update({
         previous_secret: deps.db.ref('secret'),

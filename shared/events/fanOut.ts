@@ -29,12 +29,10 @@ export function fanOutCtes(requestId: string): string {
 }
 
 /**
- * Select-list items that finish a fan-out statement inside a larger transaction: how many jobs it wrote, and a
- * NOTIFY (delivered at commit) that wakes the outbox relay at once instead of at its next poll, sent only when
- * there are jobs.
+ * The select-list item that finishes a fan-out statement inside a larger transaction: a NOTIFY (delivered at
+ * commit) that wakes the outbox relay at once instead of at its next poll, sent only when there are jobs.
  */
-export const FAN_OUT_RESULT = `(SELECT count(*) FROM jobs)::int AS jobs,
-  (SELECT pg_notify('payflow_outbox', '') WHERE EXISTS (SELECT 1 FROM jobs)) IS NOT NULL AS notified`;
+export const FAN_OUT_RESULT = `(SELECT pg_notify('payflow_outbox', '') WHERE EXISTS (SELECT 1 FROM jobs)) IS NOT NULL AS notified`;
 
-/** The same without the NOTIFY, for the hot path that wakes the relay after commit (outbox/wakeRelay.ts). */
+/** Instead, for the hot path that wakes the relay after commit (outbox/wakeRelay.ts): how many jobs it wrote. */
 export const FAN_OUT_JOBS = `(SELECT count(*) FROM jobs)::int AS jobs`;

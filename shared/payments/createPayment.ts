@@ -90,14 +90,7 @@ export async function createPayment(
   requestId?: string,
 ): Promise<PaymentObject> {
   const { chain, asset } = resolveChainAsset(deps.chains, input.currency, input.chainId);
-  let amount: bigint;
-  try {
-    amount = parseAmount(input.amount, asset.decimals);
-  } catch (err) {
-    if (err instanceof AmountError) throw invalidRequest(err.code, err.message, 'amount');
-    throw err;
-  }
-  const parseTolerance = (value: string, param: string) => {
+  const parseParam = (value: string, param: string) => {
     try {
       return parseAmount(value, asset.decimals);
     } catch (err) {
@@ -105,7 +98,8 @@ export async function createPayment(
       throw err;
     }
   };
-  const toleranceAmount = input.underpaidToleranceAmount ? parseTolerance(input.underpaidToleranceAmount, 'underpaid_tolerance_amount') : 0n;
+  const amount = parseParam(input.amount, 'amount');
+  const toleranceAmount = input.underpaidToleranceAmount ? parseParam(input.underpaidToleranceAmount, 'underpaid_tolerance_amount') : 0n;
   if (toleranceAmount >= amount) throw invalidRequest('parameter_invalid', 'underpaid_tolerance_amount must be below amount', 'underpaid_tolerance_amount');
   const confirmations = input.confirmations ?? (typeof chain.confirmations === 'number' ? chain.confirmations : 0);
   const expiresIn = input.expiresIn ?? deps.defaultExpiresIn;
@@ -143,10 +137,13 @@ async function createInTransaction(
   requestId?: string,
 ): Promise<PaymentObject> {
   return deps.db.transaction(async (trx) => {
+    const merchant: { xpub: string | null; underpaid_tolerance_percent: string } | undefined = await trx('merchants')
+      .select('xpub', 'underpaid_tolerance_percent')
+      .where({ id: merchantId })
+      .first();
     // PayFlow's own seed, or the merchant's xpub in non-custodial mode (shared/settlement/depositAddress.ts).
-    const deposit = await allocateDepositAddress(trx, merchantId, deps.wallet);
+    const deposit = await allocateDepositAddress(trx, merchant?.xpub ?? null, deps.wallet);
     // Tolerance is fixed at creation: the payment's own percent, else the merchant's; the larger of percent and amount.
-    const merchant = await trx('merchants').select('underpaid_tolerance_percent').where({ id: merchantId }).first();
     const underpaidTolerance = toleranceFor(amount, input.underpaidTolerancePercent ?? String(merchant?.underpaid_tolerance_percent ?? '0'), toleranceAmount);
     const id = newId('pay');
     const [row]: PaymentRow[] = await trx('payments')

@@ -1,4 +1,4 @@
-import type { Tx } from '../db.js';
+import type { Db, Tx } from '../db.js';
 import { recordEvent } from '../events/recordEvent.js';
 import type { PaymentRow, TransferRow } from './paymentRow.js';
 import { onPaymentConfirmed } from '../settlement/onPaymentConfirmed.js';
@@ -18,6 +18,19 @@ export interface ScannedChainState {
 export function finalThrough(confirmationsRequired: number, chain: ScannedChainState): number {
   if (confirmationsRequired === 0) return Math.min(chain.taggedFinalBlock ?? -1, chain.scannedTip);
   return chain.scannedTip - confirmationsRequired + 1;
+}
+
+/**
+ * Whether any counted, live transfer of the payment is newer than what its chain has made final: funds a reorg
+ * could still take back. Without a cursor nothing is final yet.
+ */
+export async function hasUnfinalTransfers(trx: Db | Tx, payment: Pick<PaymentRow, 'id' | 'chain_id' | 'confirmations_required'>): Promise<boolean> {
+  const cursor = await trx('chain_cursors').where({ chain_id: payment.chain_id }).first();
+  const final = cursor
+    ? finalThrough(payment.confirmations_required, { scannedTip: Number(cursor.next_block) - 1, tipTimestamp: cursor.tip_timestamp, taggedFinalBlock: cursor.final_block ?? undefined })
+    : -1;
+  const unfinal = await trx('transfers').where({ payment_id: payment.id, counted: true }).whereNull('orphaned_at').where('block_number', '>', final).first();
+  return unfinal !== undefined;
 }
 
 /**

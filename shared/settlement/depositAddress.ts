@@ -1,6 +1,7 @@
 import { HDNodeVoidWallet, HDNodeWallet } from 'ethers';
 import type { Tx } from '../db.js';
 import type { DepositWallet } from '../wallet/hdWallet.js';
+import { publicChildAddresses } from '../wallet/publicDerivation.js';
 
 /**
  * Where a new payment's deposit address comes from.
@@ -39,26 +40,25 @@ export function parseXpub(xpub: string): { receiveNode: HDNodeVoidWallet } {
 
 /** Address number `index` of a merchant's xpub. Pure CPU. */
 export function xpubAddressAt(xpub: string, index: number): string {
-  return parseXpub(xpub).receiveNode.deriveChild(index).address;
+  return publicChildAddresses(parseXpub(xpub).receiveNode)(index);
 }
 
-/** Allocates the next deposit address for a merchant inside the payment-creating transaction. */
+/** Allocates the next deposit address for a merchant (its xpub, or null) inside the payment-creating transaction. */
 export async function allocateDepositAddress(
   trx: Tx,
-  merchantId: string,
+  xpub: string | null,
   wallet: DepositWallet,
 ): Promise<{ address: string; index: number; custody: Custody }> {
-  const merchant: { xpub: string | null } | undefined = await trx('merchants').select('xpub').where({ id: merchantId }).first();
-  if (merchant?.xpub) {
+  if (xpub) {
     // The counter row's lock serialises concurrent payments of one xpub, so no index is handed out twice.
     const { rows } = await trx.raw(
       `INSERT INTO xpub_address_counters (xpub, next_index) VALUES (?, 1)
        ON CONFLICT (xpub) DO UPDATE SET next_index = xpub_address_counters.next_index + 1
        RETURNING next_index - 1 AS index`,
-      [merchant.xpub],
+      [xpub],
     );
     const index = Number(rows[0].index);
-    return { address: xpubAddressAt(merchant.xpub, index), index, custody: 'non_custodial' };
+    return { address: xpubAddressAt(xpub, index), index, custody: 'non_custodial' };
   }
   const { rows } = await trx.raw(`SELECT nextval('deposit_address_index_seq') AS index`);
   const index = Number(rows[0].index);

@@ -59,17 +59,20 @@ export function createAddressSource(db: Db, wallet: DepositWallet) {
 export type AddressSource = ReturnType<typeof createAddressSource>;
 
 /**
- * The worker side: tops the pool up to `size` addresses of this wallet, deriving in chunks that yield to the event
+ * The worker side: tops the pool up to `size` addresses of this wallet once it holds `refillAtOrBelow` or fewer
+ * (default: any shortfall), deriving in chunks that yield to the event
  * loop so scans and deliveries in the same process keep running. Indices come from the same sequence as every
  * other custodial address, so a pooled address can never collide with one derived elsewhere. Workers filling at
  * once may overshoot `size` by a chunk each: harmless. Returns how many it added.
  */
-export async function fillAddressPool(db: Db, wallet: DepositWallet, size: number): Promise<number> {
+export async function fillAddressPool(db: Db, wallet: DepositWallet, size: number, refillAtOrBelow = size): Promise<number> {
   const fingerprint = wallet.fingerprint();
   let added = 0;
   for (;;) {
     const { rows } = await db.raw(`SELECT count(*)::int AS n FROM deposit_address_pool WHERE wallet_fingerprint = ?`, [fingerprint]);
-    const missing = size - (rows[0].n as number);
+    const stocked = rows[0].n as number;
+    if (added === 0 && stocked > refillAtOrBelow) return 0;
+    const missing = size - stocked;
     if (missing <= 0) return added;
     const n = Math.min(missing, DERIVE_CHUNK);
     const reserved = await db.raw(`SELECT nextval('deposit_address_index_seq') AS index FROM generate_series(1, ?)`, [n]);

@@ -29,8 +29,9 @@ export function createDepositWallet(mnemonic: string): DepositWallet {
   // Public derivation is enough for addresses and avoids touching private keys on the request path.
   const publicAccountNode = () => (publicAccount ??= accountNode().neuter());
   let childAddress: ((index: number) => string) | undefined;
+  let fingerprint: string | undefined;
   return {
-    fingerprint: () => createHash('sha256').update(publicAccountNode().extendedKey).digest('hex').slice(0, 16),
+    fingerprint: () => (fingerprint ??= createHash('sha256').update(publicAccountNode().extendedKey).digest('hex').slice(0, 16)),
     addressAt: (index) => (childAddress ??= publicChildAddresses(publicAccountNode()))(index),
     signerAt: (index) => accountNode().deriveChild(index),
   };

@@ -14,6 +14,9 @@ interface OutboxRow {
   created_at: Date;
 }
 
+const RELAY_BATCH = 500;
+const RELAY_COALESCE_MS = 10;
+
 /**
  * Moves committed outbox rows into BullMQ. Rows are claimed with SKIP LOCKED, so many relays run at once without
  * sending a row twice at the same time; a row is deleted only in the transaction that saw BullMQ accept it. If
@@ -23,7 +26,7 @@ interface OutboxRow {
 export async function relayOutboxBatch(
   db: Db,
   queues: Queues,
-  batch = 500,
+  batch = RELAY_BATCH,
   addTimeoutMs = 5000,
 ): Promise<{ relayed: number; oldestLagSeconds: number }> {
   return db.transaction(async (trx) => {
@@ -56,9 +59,6 @@ export async function relayOutboxBatch(
     return { relayed: rows.length, oldestLagSeconds: (now - rows[0].created_at.getTime()) / 1000 };
   });
 }
-
-const RELAY_BATCH = 500;
-const RELAY_COALESCE_MS = 10;
 
 export interface OutboxRelay {
   stop(): Promise<void>;
@@ -99,7 +99,7 @@ export function startOutboxRelay(opts: {
       if (!listener) await connectListener();
       let relayed = 0;
       try {
-        const r = await relayOutboxBatch(db, queues, RELAY_BATCH);
+        const r = await relayOutboxBatch(db, queues);
         relayed = r.relayed;
         if (r.relayed > 0) opts.onBatch?.(r);
         failures = 0;
@@ -108,8 +108,8 @@ export function startOutboxRelay(opts: {
         if (failures === 1 || failures % 30 === 0) log.warn({ err: (err as Error).message }, 'outbox relay failed; retrying');
       }
       if (stopped) break;
-      if (relayed >= RELAY_BATCH && failures === 0) continue; // a backlog: drain without waiting
-      if (relayed > 0 && failures === 0) {
+      if (relayed >= RELAY_BATCH) continue; // a backlog: drain without waiting
+      if (relayed > 0) {
         // Under a steady stream of commits, pause a moment so the next pass carries many rows instead of one:
         // a pass is a transaction and a Redis call whatever its size. An isolated event waits no longer than before.
         await new Promise((resolve) => setTimeout(resolve, RELAY_COALESCE_MS));

@@ -54,7 +54,7 @@ export function startSettlementReconciler(deps: SettlementDeps, intervalMs: numb
       deps.log.warn({ err: (err as Error).message }, 'settlement reconciler pass failed; will retry');
     }
   };
-  const loop = (async () => {
+  void (async () => {
     while (!stopped) {
       running = pass();
       await running;
@@ -65,7 +65,6 @@ export function startSettlementReconciler(deps: SettlementDeps, intervalMs: numb
     async stop() {
       stopped = true;
       await running;
-      void loop;
     },
   };
 }

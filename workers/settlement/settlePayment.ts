@@ -6,7 +6,7 @@ import type { Logger } from '../../shared/logger.js';
 import type { RpcClient } from '../../shared/chain/rpcClient.js';
 import type { PaymentRow, TransferRow } from '../../shared/payments/paymentRow.js';
 import type { DepositWallet } from '../../shared/wallet/hdWallet.js';
-import { finalThrough } from '../../shared/payments/reevaluatePayment.js';
+import { hasUnfinalTransfers } from '../../shared/payments/reevaluatePayment.js';
 import { ERC20, estimateGas, feeData, headNumber, nativeBalance, tokenBalance, transactionCount } from './chainCalls.js';
 import { crashPoint } from './crashPoint.js';
 import { bumpedFees, depositSweepFees, nativeSweepValue } from './fees.js';
@@ -150,7 +150,7 @@ async function settlementStep(deps: SettlementDeps, paymentId: string, lock: Swe
     await broadcastStored(db, rpc, latest);
     return 'waiting';
   }
-  return replaceSweep(deps, chain, rpc, sweep, latest, lock, txs);
+  return replaceSweep(deps, payment, chain, rpc, sweep, latest, lock, txs);
 }
 
 async function hasConfirmations(rpc: RpcClient, chain: ChainConfig, minedBlock: number): Promise<boolean> {
@@ -179,12 +179,7 @@ async function startSettlement(deps: SettlementDeps, payment: PaymentRow & { set
   } else if (payment.status === 'expired' && payment.resolution === 'refund' && custodial) {
     purpose = 'refund';
     // Refund only funds that a reorg can no longer take back: the refund would otherwise pay out of thin air.
-    const cursor = await db('chain_cursors').where({ chain_id: payment.chain_id }).first();
-    const final = cursor
-      ? finalThrough(payment.confirmations_required, { scannedTip: Number(cursor.next_block) - 1, tipTimestamp: cursor.tip_timestamp, taggedFinalBlock: cursor.final_block ?? undefined })
-      : -1;
-    const unfinal = await db('transfers').where({ payment_id: payment.id, counted: true }).whereNull('orphaned_at').where('block_number', '>', final).first();
-    if (unfinal) return 'waiting';
+    if (await hasUnfinalTransfers(db, payment)) return 'waiting';
     const first: TransferRow | undefined = await db('transfers')
       .where({ payment_id: payment.id, counted: true })
       .whereNull('orphaned_at')
@@ -277,14 +272,18 @@ async function gasFunded(
   const { db, log } = deps;
   const balance = await nativeBalance(rpc, sweep.deposit_address);
   if (balance >= needed) return true;
+  let landed = false;
   for (const funding of txs.filter((t) => t.role === 'gas_funding' && t.mined_block === null)) {
-    if (await refreshReceipt(db, rpc, funding)) continue;
+    if (await refreshReceipt(db, rpc, funding)) {
+      landed = true;
+      continue;
+    }
     // Still on its way: make sure the node has it (the tank lock keeps tank nonces in order).
     await lock.withGasTank(chain.chainId, () => broadcastStored(db, rpc, funding));
     return false;
   }
-  // Mined funding is already in `balance`; re-read in case it landed since.
-  const now = await nativeBalance(rpc, sweep.deposit_address);
+  // A funding found mined just now may have landed after `balance` was read: read it again only then.
+  const now = landed ? await nativeBalance(rpc, sweep.deposit_address) : balance;
   if (now >= needed) return true;
   if (!deps.gasTank) {
     log.warn({ chainId: chain.chainId, sweepId: sweep.id }, 'a token settlement needs gas but GAS_TANK_PRIVATE_KEY is not set; it waits');
@@ -303,6 +302,7 @@ async function gasFunded(
 /** 5. The latest attempt sat unmined too long: same nonce, higher fees, stored before it is broadcast. */
 async function replaceSweep(
   deps: SettlementDeps,
+  payment: PaymentRow,
   chain: ChainConfig,
   rpc: RpcClient,
   sweep: SweepRow,
@@ -318,7 +318,6 @@ async function replaceSweep(
   const { baseFee, tip } = await feeData(rpc);
   const fees = bumpedFees(feesOf(latest), depositSweepFees(baseFee, tip));
   const gasLimit = BigInt(latest.gas_limit);
-  const payment: PaymentRow = await db('payments').where({ id: sweep.payment_id }).first();
   const signer = deps.wallet.signerAt(Number(payment.address_index));
   let value = 0n;
   if (sweep.token_address === null) {

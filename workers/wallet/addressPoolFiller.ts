@@ -17,18 +17,17 @@ export function startAddressPoolFiller(opts: { db: Db; wallet: DepositWallet; si
   let running: Promise<void> | undefined;
   const pass = async () => {
     try {
-      const { rows } = await db.raw(`SELECT count(*)::int AS n FROM deposit_address_pool WHERE wallet_fingerprint = ?`, [wallet.fingerprint()]);
-      if ((rows[0].n as number) > size / 2) return;
-      const added = await fillAddressPool(db, wallet, size);
+      const added = await fillAddressPool(db, wallet, size, Math.floor(size / 2));
       if (added > 0) log.debug({ added, size }, 'deposit address pool refilled');
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'deposit address pool refill failed; will retry');
     }
   };
-  const timer = size > 0 ? setInterval(() => {
+  const run = () => {
     if (!stopped && !running) running = pass().finally(() => (running = undefined));
-  }, CHECK_INTERVAL_MS) : undefined;
-  if (size > 0) running = pass().finally(() => (running = undefined));
+  };
+  const timer = size > 0 ? setInterval(run, CHECK_INTERVAL_MS) : undefined;
+  if (size > 0) run();
   return {
     async stop() {
       stopped = true;

@@ -20,8 +20,6 @@ export interface DeliverDeps {
   db: Db;
   config: DeliverConfig;
   log: Logger;
-  /** Sends the request; default: the SSRF-filtering poster built from the config. */
-  post?: WebhookPoster;
   onAttempt?: (outcome: DeliveryOutcome, seconds: number) => void;
   /** X-Request-Id of the API call that caused the event: retry jobs carry it on, so every attempt logs with it. */
   requestId?: string;
@@ -92,7 +90,7 @@ export async function deliverWebhook(deps: DeliverDeps, deliveryId: string): Pro
   let snippet: string | null = null;
   try {
     const headers = webhookHeaders(signingSecrets(delivery, startedAt), event.id, Math.floor(startedAt.getTime() / 1000), body);
-    const res = await (deps.post ?? posterFor(config))(endpoint.url, headers, body);
+    const res = await posterFor(config)(endpoint.url, headers, body);
     statusCode = res.statusCode;
     retryAfter = res.retryAfter;
     snippet = res.snippet;
