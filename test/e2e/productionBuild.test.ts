@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,8 +7,7 @@ import { promisify } from 'node:util';
 import { HDNodeWallet } from 'ethers';
 import pg from 'pg';
 import { createDb, migrateLatest, migrationConfig, type Db } from '../../shared/db.js';
-import { freePort } from '../../scripts/devstack/ports.js';
-import { call, createTestMerchant, startGateway, stopChild, waitFor, type Gateway } from '../support/gateway.js';
+import { call, createTestMerchant, startGateway, waitFor, type Gateway } from '../support/gateway.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const run = promisify(execFile);
@@ -22,20 +21,7 @@ const run = promisify(execFile);
 describe('production build: the Procfile processes from dist/ with plain node', function () {
   this.timeout(180_000);
   let gw: Gateway;
-  let apiUrl: string;
-  let output = '';
-  const children: ChildProcess[] = [];
 
-  const launch = (entry: string, env: Record<string, string>) => {
-    const child = spawn(process.execPath, [path.join(repoRoot, entry)], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const keep = (chunk: Buffer) => {
-      output = (output + chunk.toString()).slice(-100_000);
-    };
-    child.stdout!.on('data', keep);
-    child.stderr!.on('data', keep);
-    children.push(child);
-    return child;
-  };
   const migrateFromDist = (databaseUrl: string) =>
     run(process.execPath, [path.join(repoRoot, 'dist/scripts/migrate.js')], { cwd: repoRoot, env: { PATH: process.env.PATH ?? '', DATABASE_URL: databaseUrl } });
 
@@ -43,42 +29,36 @@ describe('production build: the Procfile processes from dist/ with plain node', 
     // A fresh clone has no dist/; an edited source makes it stale. Either way this builds, so a broken build fails here.
     this.timeout(300_000);
     await run(process.execPath, [path.join(repoRoot, 'scripts/build.mjs'), '--if-stale'], { cwd: repoRoot, maxBuffer: 10 * 2 ** 20 });
-    gw = await startGateway({ workers: 0 });
+    // The database is migrated from source (the harness does); the processes run from dist/.
+    gw = await startGateway({ workers: 0, compiled: true });
   });
   after(async () => {
-    await Promise.all(children.map((c) => stopChild(c)));
     await gw?.stop();
   });
 
   it('node dist/api/main.js answers /health, serves the API to a merchant key, and the Bull Board loads on demand', async () => {
-    const port = await freePort();
-    apiUrl = `http://127.0.0.1:${port}`;
-    launch('dist/api/main.js', { ...gw.env, PORT: String(port) });
-    await waitFor(async () => (await fetch(`${apiUrl}/health`)).ok, 30_000, () => `compiled API did not start:\n${output}`);
-    const compiled = { ...gw, apiUrl };
-
     // Files read at start-up relative to the code (docs/openapi.json, checkout assets) are found from dist/ too.
-    const openapi = await call(compiled, 'GET', '/openapi.json');
+    const openapi = await call(gw, 'GET', '/openapi.json');
     expect(openapi.status).to.equal(200);
     expect(openapi.body.openapi).to.match(/^3\./);
 
-    const merchant = await createTestMerchant(compiled, 'Build Shop');
-    const list = await call(compiled, 'GET', '/api/v1/payments', { auth: merchant.api_key });
+    const merchant = await createTestMerchant(gw, 'Build Shop');
+    const list = await call(gw, 'GET', '/api/v1/payments', { auth: merchant.api_key });
     expect(list.status, JSON.stringify(list.body)).to.equal(200);
     expect(list.body.data).to.deep.equal([]);
-    expect((await call(compiled, 'GET', '/api/v1/payments')).status).to.equal(401);
+    expect((await call(gw, 'GET', '/api/v1/payments')).status).to.equal(401);
 
-    const board = await call(compiled, 'GET', '/admin/queues/api/queues', { auth: gw.adminToken });
-    expect(board.status, output).to.equal(200);
+    const board = await call(gw, 'GET', '/admin/queues/api/queues', { auth: gw.adminToken });
+    expect(board.status, gw.logs()).to.equal(200);
     expect((board.body.queues as { name: string }[]).map((q) => q.name)).to.include('payments');
   });
 
   it('node dist/workers/main.js starts its pipeline, and the compiled API then creates a payment at a derived address', async () => {
-    launch('dist/workers/main.js', gw.env);
-    await waitFor(async () => Number((await gw.db('chain_cursors').count('* as n').first())!.n) >= 1, 30_000, () => `compiled worker did not start:\n${output}`);
+    await gw.startWorker();
+    await waitFor(async () => Number((await gw.db('chain_cursors').count('* as n').first())!.n) >= 1, 30_000, () => `compiled worker did not start:\n${gw.logs()}`);
 
-    const merchant = await createTestMerchant({ ...gw, apiUrl }, 'Build Shop 2');
-    const created = await call({ apiUrl }, 'POST', '/api/v1/payments', { auth: merchant.api_key, body: { amount: '0.01', currency: 'ETH' } });
+    const merchant = await createTestMerchant(gw, 'Build Shop 2');
+    const created = await call(gw, 'POST', '/api/v1/payments', { auth: merchant.api_key, body: { amount: '0.01', currency: 'ETH' } });
     expect(created.status, JSON.stringify(created.body)).to.equal(201);
     const row = await gw.db('payments').where({ id: created.body.id }).first('address', 'address_index');
     expect(created.body.address).to.equal(row.address);

@@ -1,16 +1,12 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import { freePort } from '../../scripts/devstack/ports.js';
 import { call, createTestMerchant, startGateway, stopChild, waitFor, type Gateway } from '../support/gateway.js';
 import { expectMatchesSpec } from '../support/apiSchema.js';
-
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 /**
  * What the API does at its edge, on real processes: rate limits in Redis (per key, read/write budgets, per IP,
@@ -21,31 +17,19 @@ describe('API transport: rate limits, proxies, HTTP/2, logs', function () {
   this.timeout(120_000);
   let gw: Gateway;
   let shop: { id: string; api_key: string };
-  const extra: ChildProcess[] = [];
 
   before(async () => {
     gw = await startGateway({ env: { RATE_LIMIT_READ: '5', RATE_LIMIT_WRITE: '3', RATE_LIMIT_PER_IP: '60', TRUST_PROXY: 'true', API_KEY_CACHE_TTL_MS: '60000' } });
     shop = await createTestMerchant(gw, 'Limited Shop');
   });
   after(async () => {
-    await Promise.all(extra.map((c) => stopChild(c)));
     await gw?.stop();
   });
 
   /** Another API process on the gateway's database and Redis, with its own env and port; its output is kept whole. */
   async function spawnApi(env: Record<string, string>, protocol: 'http' | 'https' = 'http') {
-    const port = await freePort();
-    let output = '';
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'api/main.ts')], {
-      env: { ...gw.env, PORT: String(port), LOG_LEVEL: 'info', ...env },
-      cwd: repoRoot,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child.stdout!.on('data', (c) => (output += c));
-    child.stderr!.on('data', (c) => (output += c));
-    extra.push(child);
-    await waitFor(async () => output.includes('api listening'), 30_000, () => `API did not start:\n${output}`);
-    return { url: `${protocol}://127.0.0.1:${port}`, child, output: () => output };
+    const api = await gw.startApi(env);
+    return { url: `${protocol}://127.0.0.1:${api.port}`, child: api.child, output: api.output };
   }
 
   describe('rate limits', () => {

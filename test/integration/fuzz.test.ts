@@ -167,6 +167,5 @@ describe('fuzz: hostile requests to every route', function () {
     const rejectedByHandlers = [...statuses].filter(([s]) => s === 404 || s === 409 || s === 422).reduce((n, [, c]) => n + c, 0);
     expect(rejectedByHandlers, JSON.stringify([...statuses])).to.be.greaterThan(RUNS / 20);
     expect(statuses.get(200) ?? 0, JSON.stringify([...statuses])).to.be.greaterThan(0);
-    expect(Object.prototype).not.to.have.property('polluted');
   });
 });

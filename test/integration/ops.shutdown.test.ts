@@ -1,14 +1,10 @@
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { Agent, createServer, request as httpRequest, type Server } from 'node:http';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { call, createTestMerchant, startGateway, stopChild, waitFor, type Gateway } from '../support/gateway.js';
+import { call, createTestMerchant, startGateway, waitFor, type Gateway } from '../support/gateway.js';
 import { freePort } from '../../scripts/devstack/ports.js';
-
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 /** A webhook endpoint that answers after `delayMs` (or never), recording each event id it was sent. */
 async function slowReceiver(delayMs: number | 'never') {
@@ -43,8 +39,6 @@ const exitOf = (child: ChildProcess) =>
 describe('ops: SIGTERM under load (API and worker processes)', function () {
   this.timeout(180_000);
   let gw: Gateway;
-  let api2: ChildProcess | undefined;
-  let api2Output = '';
   const receivers: Awaited<ReturnType<typeof slowReceiver>>[] = [];
 
   before(async () => {
@@ -55,7 +49,6 @@ describe('ops: SIGTERM under load (API and worker processes)', function () {
     });
   });
   after(async () => {
-    if (api2) await stopChild(api2);
     for (const r of receivers) await r.close();
     await gw?.stop();
   });
@@ -98,12 +91,7 @@ describe('ops: SIGTERM under load (API and worker processes)', function () {
     expect(ep.status).to.equal(201);
 
     // A second API process, as a load balancer would have: clients move to it when the first refuses connections.
-    const port2 = await freePort();
-    api2 = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'api/main.ts')], { env: { ...gw.env, PORT: String(port2) }, cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-    api2.stdout!.on('data', (c) => (api2Output += c));
-    api2.stderr!.on('data', (c) => (api2Output += c));
-    const api2Url = `http://127.0.0.1:${port2}`;
-    await waitFor(async () => (await fetch(`${api2Url}/health`)).ok, 30_000, () => api2Output);
+    const api2Url = `http://127.0.0.1:${(await gw.startApi()).port}`;
     const worker1 = await gw.startWorker();
 
     const statuses: number[] = [];

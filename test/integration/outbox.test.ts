@@ -36,10 +36,12 @@ describe('outbox.relayOutboxBatch', function () {
   const job = (jobId: string, runAt?: Date) => ({ queue: QUEUES.webhooks, name: 'deliver', jobId, payload: { deliveryId: jobId }, runAt });
 
   it('relays nothing from a rolled-back transaction', async () => {
-    await db.transaction(async (trx) => {
-      await enqueueInTx(trx, [job('rolled-back')]);
-      await trx.rollback();
-    }).catch(() => {});
+    await db
+      .transaction(async (trx) => {
+        await enqueueInTx(trx, [job('rolled-back')]);
+        throw new Error('roll back');
+      })
+      .catch((err: Error) => expect(err.message).to.equal('roll back'));
     expect(await relayOutboxBatch(db, queues)).to.deep.include({ relayed: 0 });
     expect(await queues.webhooks.getJob('rolled-back')).to.equal(undefined);
   });

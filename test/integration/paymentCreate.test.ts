@@ -1,9 +1,5 @@
 import { expect } from 'chai';
 import { HDNodeWallet, Mnemonic } from 'ethers';
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { freePort } from '../../scripts/devstack/ports.js';
 import { call, createTestMerchant, startGateway, stopChild, waitFor, type Gateway } from '../support/gateway.js';
 import { startWebhookReceiver } from '../support/webhookReceiver.js';
 
@@ -35,16 +31,6 @@ describe('payment creation: address pool, one statement, cached merchant setting
     await receiver?.close();
     await gw?.stop();
   });
-
-  /** One more API process on the same database and Redis. */
-  async function startApi(g: Gateway) {
-    const port = await freePort();
-    const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'api/main.ts')], { env: { ...g.env, PORT: String(port) }, stdio: 'ignore' });
-    const url = `http://127.0.0.1:${port}`;
-    await waitFor(async () => (await fetch(`${url}/health`).catch(() => undefined))?.ok, 30_000);
-    return { url, stop: () => stopChild(child) };
-  }
 
   const create = (body: Record<string, unknown>, auth = merchant.api_key) => call(gw, 'POST', '/api/v1/payments', { auth, body });
 
@@ -104,9 +90,9 @@ describe('payment creation: address pool, one statement, cached merchant setting
   });
 
   it('several API processes creating at once never share an address, pooled or derived in place', async () => {
-    const second = await startApi(gw);
+    const second = await gw.startApi();
     try {
-      const other = { apiUrl: second.url };
+      const other = { apiUrl: `http://127.0.0.1:${second.port}` };
       const results = await Promise.all(
         Array.from({ length: 120 }, (_, i) => call(i % 2 ? gw : other, 'POST', '/api/v1/payments', { auth: merchant.api_key, body: { amount: '0.01', currency: 'ETH' } })),
       );
@@ -115,7 +101,7 @@ describe('payment creation: address pool, one statement, cached merchant setting
       expect(new Set(rows.map((r) => r.address)).size).to.equal(120);
       for (const r of rows) expect(r.address).to.equal(account.deriveChild(Number(r.address_index)).address);
     } finally {
-      await second.stop();
+      await stopChild(second.child);
     }
   });
 });

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -40,6 +41,11 @@ export interface Gateway {
   workers: ChildProcess[];
   api: ChildProcess;
   startWorker(extraEnv?: Record<string, string>): Promise<ChildProcess>;
+  /**
+   * One more API process on the same database and Redis, as a second web dyno; ready once its port accepts
+   * connections (HTTP or, with TLS_* in extraEnv, HTTPS). Stopped with the gateway.
+   */
+  startApi(extraEnv?: Record<string, string>): Promise<{ port: number; child: ChildProcess; output(): string }>;
   stop(): Promise<void>;
   /** stdout+stderr of every process, for failure messages. */
   logs(): string;
@@ -131,6 +137,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   };
 
   const api = launch('api/main.ts');
+  const extraApis: ChildProcess[] = [];
   const workers: ChildProcess[] = [];
   for (let i = 0; i < (opts.workers ?? 1); i++) workers.push(launch('workers/main.ts'));
   const apiUrl = `http://127.0.0.1:${port}`;
@@ -155,8 +162,24 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
       workers.push(w);
       return w;
     },
+    async startApi(extraEnv = {}) {
+      const extraPort = await freePort();
+      const child = launch('api/main.ts', { PORT: String(extraPort), ...extraEnv });
+      let own = '';
+      child.stdout!.on('data', (c) => (own += c));
+      child.stderr!.on('data', (c) => (own += c));
+      extraApis.push(child);
+      const accepts = () =>
+        new Promise<boolean>((resolve) => {
+          const socket = net.connect(extraPort, '127.0.0.1');
+          socket.once('connect', () => (socket.destroy(), resolve(true)));
+          socket.once('error', () => resolve(false));
+        });
+      await waitFor(accepts, 30_000, () => `API did not start:\n${own}`);
+      return { port: extraPort, child, output: () => own };
+    },
     async stop() {
-      await Promise.all([api, ...workers].map((c) => stopChild(c)));
+      await Promise.all([api, ...workers, ...extraApis].map((c) => stopChild(c)));
       await db.destroy();
       await devChain.stop();
     },
