@@ -13,8 +13,8 @@ export interface EventRecord {
 const RECORD_EVENT_SQL = `
   WITH e AS (
     INSERT INTO events (id, merchant_id, type, payment_id, data) VALUES (?, ?, ?, ?, ?)
-    RETURNING id, merchant_id, type, created_at
-  )${fanOutCtes('?')}
+    RETURNING id, merchant_id, type, created_at, ?::text AS request_id
+  )${fanOutCtes()}
   SELECT e.created_at, ${FAN_OUT_RESULT} FROM e`;
 
 /**

@@ -6,6 +6,7 @@ import { FAN_OUT_JOBS, fanOutCtes } from '../events/fanOut.js';
 import { recordEvent } from '../events/recordEvent.js';
 import type { MerchantSettingsCache } from '../merchants/settingsCache.js';
 import { countPaymentEventOnCommit } from '../metrics.js';
+import { createBatcher, WRITE_BATCHING } from '../batching.js';
 import { queryPrepared } from '../preparedQuery.js';
 import type { AddressSource } from '../wallet/addressPool.js';
 import { newId } from '../ids.js';
@@ -179,32 +180,69 @@ async function createInTransaction(
 /**
  * Creating a payment is the hottest write, so for the common case (a custodial merchant) it is one statement: the
  * payment row, its `payment.created` event, the webhook deliveries and their outbox jobs (fanOut.ts), atomically,
- * in one round trip with no transaction held open across round trips, and no NOTIFY in it (wakeRelay.ts says why). The address comes pre-derived from the pool
- * (addressPool.ts); the merchant's settings come from a cache, and the statement inserts only while the merchant
- * row still has exactly the cached settings, so a settings change made a moment ago (by any process) is never
- * missed: the statement then inserts nothing and we fall back to the general path with fresh settings.
+ * in one round trip with no transaction held open across round trips, and no NOTIFY in it (wakeRelay.ts says why).
+ * Payments created at the same moment share the statement (batching.ts), one row each in the arrays below; each
+ * row stands alone: one that is not inserted does not stop the others.
+ *
+ * The address comes pre-derived from the pool (addressPool.ts); the merchant's settings come from a cache, and a
+ * row is inserted only while the merchant row still has exactly the cached settings, so a settings change made a
+ * moment ago (by any process) is never missed. A row not inserted (settings changed, or a unique conflict such as
+ * a repeated order_id) goes to the general path, which reads fresh settings or answers the conflict.
  * The row is built here (times from this process's clock) so the event and the answer need no second read.
  */
 const CREATE_CUSTODIAL_SQL = `
-  WITH m AS (
-    SELECT id FROM merchants WHERE id = $1 AND xpub IS NULL AND underpaid_tolerance_percent = $2::numeric
+  WITH r AS (
+    SELECT * FROM unnest($1::text[], $2::numeric[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::int[], $8::numeric[],
+                         $9::text[], $10::bigint[], $11::int[], $12::text[], $13::numeric[], $14::text[], $15::jsonb[], $16::text[],
+                         $17::text[], $18::text[], $19::timestamptz[], $20::timestamptz[], $21::text[], $22::jsonb[], $23::text[])
+      AS r(merchant_id, tolerance_percent, id, chain_id, currency, token_address, decimals, amount,
+           address, address_index, confirmations_required, finality_tag, underpaid_tolerance, order_id, metadata, checkout_url,
+           success_url, cancel_url, expires_at, created_at, event_id, event_data, request_id)
   ),
   p AS (
     INSERT INTO payments (id, merchant_id, status, chain_id, currency, token_address, decimals, amount, address, address_index,
                           custody, confirmations_required, finality_tag, underpaid_tolerance, order_id, metadata, checkout_url,
                           success_url, cancel_url, expires_at, created_at, updated_at)
-    SELECT $3, m.id, 'pending', $4::bigint, $5, $6, $7::int, $8::numeric, $9, $10::bigint,
-           'custodial', $11::int, $12, $13::numeric, $14, $15::jsonb, $16,
-           $17, $18, $19::timestamptz, $20::timestamptz, $20::timestamptz
-      FROM m
+    SELECT r.id, r.merchant_id, 'pending', r.chain_id, r.currency, r.token_address, r.decimals, r.amount, r.address, r.address_index,
+           'custodial', r.confirmations_required, r.finality_tag, r.underpaid_tolerance, r.order_id, r.metadata, r.checkout_url,
+           r.success_url, r.cancel_url, r.expires_at, r.created_at, r.created_at
+      FROM r JOIN merchants m ON m.id = r.merchant_id AND m.xpub IS NULL AND m.underpaid_tolerance_percent = r.tolerance_percent
+    ON CONFLICT DO NOTHING
     RETURNING id, merchant_id
   ),
-  e AS (
+  inserted_events AS (
     INSERT INTO events (id, merchant_id, type, payment_id, data, created_at)
-    SELECT $21, p.merchant_id, 'payment.created', p.id, $22::jsonb, $20::timestamptz FROM p
-    RETURNING id, merchant_id, type
-  )${fanOutCtes('$23')}
-  SELECT (SELECT count(*) FROM p)::int AS created, ${FAN_OUT_JOBS}`;
+    SELECT r.event_id, p.merchant_id, 'payment.created', p.id, r.event_data, r.created_at FROM p JOIN r ON r.id = p.id
+    RETURNING id, merchant_id, type, payment_id
+  ),
+  e AS (
+    SELECT ie.id, ie.merchant_id, ie.type, r.request_id FROM inserted_events ie JOIN r ON r.id = ie.payment_id
+  )${fanOutCtes()}
+  SELECT (SELECT coalesce(array_agg(id), '{}') FROM p) AS created, ${FAN_OUT_JOBS}`;
+
+/** One payment of a batch: its row, as the statement's arrays take it. */
+interface CustodialRow {
+  values: unknown[];
+  id: string;
+}
+
+const creators = new WeakMap<Db, (row: CustodialRow) => Promise<boolean>>();
+
+/** Per database handle, the batched statement: resolves each row to whether it was inserted. */
+function creatorOf(db: Db, wakeRelay: () => void) {
+  let create = creators.get(db);
+  if (!create) {
+    create = createBatcher<CustodialRow, boolean>(async (rows) => {
+      const columns = rows[0].values.map((_, i) => rows.map((r) => r.values[i]));
+      const [result] = await queryPrepared<{ created: string[]; jobs: number }>(db, 'create_custodial_payments', CREATE_CUSTODIAL_SQL, columns);
+      if (result.jobs > 0) wakeRelay();
+      const created = new Set(result.created);
+      return rows.map((r) => created.has(r.id));
+    }, WRITE_BATCHING);
+    creators.set(db, create);
+  }
+  return create;
+}
 
 async function createCustodialInOneStatement(
   deps: CreatePaymentDeps,
@@ -251,24 +289,26 @@ async function createCustodialInOneStatement(
     updated_at: now,
   };
   const payment = presentPayment(row);
-  let result: { created: number; jobs: number }[];
+  let created: boolean;
   try {
-    result = await queryPrepared<{ created: number; jobs: number }>(deps.db, 'create_custodial_payment', CREATE_CUSTODIAL_SQL, [
-      merchantId, settings.underpaidTolerancePercent, id, row.chain_id, row.currency, row.token_address, row.decimals, row.amount,
-      row.address, row.address_index, row.confirmations_required, row.finality_tag, row.underpaid_tolerance, row.order_id,
-      JSON.stringify(row.metadata), row.checkout_url, row.success_url, row.cancel_url, row.expires_at, now,
-      newId('evt'), JSON.stringify(payment), requestId ?? null,
-    ]);
+    created = await creatorOf(deps.db, fast.wakeRelay)({
+      id,
+      values: [
+        merchantId, settings.underpaidTolerancePercent, id, row.chain_id, row.currency, row.token_address, row.decimals, row.amount,
+        row.address, row.address_index, row.confirmations_required, row.finality_tag, row.underpaid_tolerance, row.order_id,
+        JSON.stringify(row.metadata), row.checkout_url, row.success_url, row.cancel_url, row.expires_at, now,
+        newId('evt'), JSON.stringify(payment), requestId ?? null,
+      ],
+    });
   } catch (err) {
     fast.addresses.giveBack(deposit); // nothing was written: the address is still unused
     throw err;
   }
-  if (result[0].created === 0) {
+  if (!created) {
     fast.addresses.giveBack(deposit);
     fast.merchants.forget(merchantId);
     return undefined;
   }
-  if (result[0].jobs > 0) fast.wakeRelay();
   countPaymentEventOnCommit({}, 'payment.created', payment);
   return payment;
 }

@@ -89,6 +89,61 @@ describe('payment creation: address pool, one statement, cached merchant setting
     await gw.db('merchants').where({ id: merchant.id }).update({ xpub: null, underpaid_tolerance_percent: 0 });
   });
 
+  it('payments created at the same moment share a statement, and each row stands alone', async () => {
+    // 40 at once into one API process: its batches mix fresh payments with repeated order_ids. A repeat is not
+    // inserted (it alone), goes the general way and answers 409 naming the one that was; the rest commit.
+    const bodies = Array.from({ length: 40 }, (_, i) => ({ amount: '0.01', currency: 'ETH', ...(i < 20 ? { order_id: `burst-${i % 10}` } : {}) }));
+    const results = await Promise.all(bodies.map((body) => create(body)));
+    const byOrder = new Map<string, typeof results>();
+    results.forEach((r, i) => {
+      const order = bodies[i].order_id;
+      if (order) byOrder.set(order, [...(byOrder.get(order) ?? []), r]);
+      else expect(r.status, JSON.stringify(r.body)).to.equal(201);
+    });
+    for (const [order, answers] of byOrder) {
+      const won = answers.filter((r) => r.status === 201);
+      expect(won, order).to.have.length(1);
+      const lost = answers.find((r) => r.status !== 201)!;
+      expect(lost.status).to.equal(409);
+      expect(lost.body.error.payment_id).to.equal(won[0].body.id);
+    }
+    const created = results.filter((r) => r.status === 201).map((r) => r.body.id as string);
+    expect(created).to.have.length(30);
+    // Each created payment has exactly its own event, delivery and job; the repeats wrote nothing.
+    const events = await gw.db('events').whereIn('payment_id', created).select('id', 'payment_id', 'data');
+    expect(events.map((e) => e.payment_id).sort()).to.deep.equal([...created].sort());
+    for (const e of events) expect(e.data.id).to.equal(e.payment_id);
+    const deliveries = await gw.db('webhook_deliveries').whereIn('event_id', events.map((e) => e.id));
+    expect(deliveries).to.have.length(30);
+    expect(Number((await gw.db('payments').where('order_id', 'like', 'burst-%').count('* as n').first())!.n)).to.equal(10);
+    await waitFor(async () => created.every((id) => receiver.received.some((w) => w.body.includes(id))), 30_000, () => gw.logs());
+  });
+
+  it('concurrent reads share a statement, and each merchant sees only its own payments', async () => {
+    const other = await createTestMerchant(gw, 'Other Shop');
+    const mine = await Promise.all(Array.from({ length: 20 }, () => create({ amount: '0.02', currency: 'ETH' })));
+    const theirs = await Promise.all(Array.from({ length: 20 }, () => create({ amount: '0.03', currency: 'ETH' }, other.api_key)));
+    // Interleaved: the owner's read and the other merchant's read of the same id travel in the same batch.
+    const reads = await Promise.all(
+      mine.flatMap((m, i) => [
+        call(gw, 'GET', `/api/v1/payments/${m.body.id}`, { auth: merchant.api_key }),
+        call(gw, 'GET', `/api/v1/payments/${m.body.id}`, { auth: other.api_key }),
+        call(gw, 'GET', `/api/v1/payments/${theirs[i].body.id}`, { auth: other.api_key }),
+        call(gw, 'GET', `/api/v1/payments/pay_${'x'.repeat(22)}`, { auth: merchant.api_key }),
+      ]),
+    );
+    mine.forEach((m, i) => {
+      const [own, foreign, theirsRead, missing] = reads.slice(i * 4, i * 4 + 4);
+      expect(own.status).to.equal(200);
+      expect(own.body.id).to.equal(m.body.id);
+      expect(own.body.amount).to.equal('0.02');
+      expect(foreign.status).to.equal(404);
+      expect(theirsRead.body.id).to.equal(theirs[i].body.id);
+      expect(theirsRead.body.amount).to.equal('0.03');
+      expect(missing.status).to.equal(404);
+    });
+  });
+
   it('several API processes creating at once never share an address, pooled or derived in place', async () => {
     const second = await gw.startApi();
     try {
