@@ -25,17 +25,32 @@ const DERIVE_CHUNK = 50;
 export function createAddressSource(db: Db, wallet: DepositWallet) {
   const buffer: PooledAddress[] = [];
   let refilling: Promise<void> | undefined;
+  // Where the last take ended. Taken rows stay in the index as dead entries until vacuum, and a take that started
+  // from the lowest index again stepped over all of them: 0.2 ms per take on a fresh pool, 5 ms after tens of
+  // thousands (bench). Starting past the last take skips them; once nothing is left above it, it starts from 0.
+  let after = -1;
 
-  async function refill(): Promise<void> {
+  const takeFromPool = async () => {
     const { rows } = await db.raw(
       `DELETE FROM deposit_address_pool
-        WHERE address_index IN (SELECT address_index FROM deposit_address_pool WHERE wallet_fingerprint = ?
+        WHERE address_index IN (SELECT address_index FROM deposit_address_pool WHERE wallet_fingerprint = ? AND address_index > ?
                                  ORDER BY address_index LIMIT ? FOR UPDATE SKIP LOCKED)
         RETURNING address_index, address`,
-      [wallet.fingerprint(), TAKE_BATCH],
+      [wallet.fingerprint(), after, TAKE_BATCH],
     );
-    if (rows.length > 0) {
-      for (const r of rows as { address_index: number; address: string }[]) buffer.push({ index: Number(r.address_index), address: r.address });
+    const taken = (rows as { address_index: string; address: string }[]).map((r) => ({ index: Number(r.address_index), address: r.address })).sort((a, b) => a.index - b.index);
+    if (taken.length > 0) after = taken[taken.length - 1].index;
+    return taken;
+  };
+
+  async function refill(): Promise<void> {
+    let taken = await takeFromPool();
+    if (taken.length === 0 && after >= 0) {
+      after = -1; // rows below (skipped while another process held them, or given up by a failed take)
+      taken = await takeFromPool();
+    }
+    if (taken.length > 0) {
+      buffer.push(...taken);
       return;
     }
     const reserved = await db.raw(`SELECT nextval('deposit_address_index_seq') AS index FROM generate_series(1, ?)`, [FALLBACK_BATCH]);
