@@ -44,6 +44,8 @@ const scanBlocks = quick ? 2 : 5;
 const latencySamples = quick ? 10 : 40;
 const webhookCount = quick ? 2000 : 5000;
 const memoryRequests = quick ? 20_000 : 100_000;
+/** Payments the read figures go round (GET /payments/:id, its baseline, the connection and memory figures). */
+const readPayments = 1000;
 const resultsDir = path.join(repoRoot, 'bench/results');
 /**
  * Deposit addresses the worker derives before the POST figure: more than the POST runs take (warm-up and rounds at
@@ -87,6 +89,22 @@ function cpuMs(pid: number, children = false): number {
     }
   }
   return (total * 1000) / 100; // USER_HZ is 100 on Linux
+}
+
+/**
+ * CPU per request during one run, by who spent it (`meters`: CPU ms used so far, e.g. the server under test, the
+ * worker, Postgres), plus the load generator (this process, where autocannon runs). On 2 cores the sum bounds
+ * throughput, so this says where a ratio is lost.
+ */
+async function withCpu(run: () => Promise<LoadResult>, meters: Record<string, () => number> = {}): Promise<LoadResult> {
+  const before = Object.fromEntries(Object.entries(meters).map(([k, meter]) => [k, meter()]));
+  const self = process.cpuUsage();
+  const result = await run();
+  const selfUsed = process.cpuUsage(self);
+  const perRequest = (ms: number) => Math.round((ms * 1000) / Math.max(result.requests, 1));
+  const cpu: Record<string, number> = Object.fromEntries(Object.entries(meters).map(([k, meter]) => [k, perRequest(meter() - before[k])]));
+  cpu.loadgen = perRequest((selfUsed.user + selfUsed.system) / 1000);
+  return { ...result, cpuUsPerRequest: cpu };
 }
 
 function rssMb(pid: number): number {
@@ -147,16 +165,19 @@ function startWaitSampler(db: Gateway['db']) {
  * from other processes drifts, and alternating puts both sides under the same drift. The round with the median
  * ratio is reported; every round is kept in the raw results.
  */
-async function compare(base: LoadOptions, api: LoadOptions): Promise<{ a: LoadResult; b: LoadResult; ratio: number; rounds: { a: LoadResult; b: LoadResult; ratio: number }[] }> {
+type Side = LoadOptions & { cpu?: Record<string, () => number> };
+async function compare(base: Side, api: Side): Promise<{ a: LoadResult; b: LoadResult; ratio: number; rounds: { a: LoadResult; b: LoadResult; ratio: number }[] }> {
   await runLoad({ ...base, duration: warmup, amount: undefined });
   await runLoad({ ...api, duration: warmup, amount: undefined });
   const rounds: { a: LoadResult; b: LoadResult; ratio: number; apiPostgresWaits?: Record<string, number> }[] = [];
   for (let i = 0; i < compareRounds; i++) {
-    const b = await runLoad(base);
+    const b = await withCpu(() => runLoad(base), base.cpu);
     const sampling = waitSampler?.();
-    const a = await runLoad(api);
+    const a = await withCpu(() => runLoad(api), api.cpu);
     const waits = await sampling?.stop();
     rounds.push({ a, b, ratio: ratio(a.rps, b.rps), ...(waits ? { apiPostgresWaits: waits } : {}) });
+    const cpuLine = (c?: Record<string, number>) => (c ? Object.entries(c).map(([k, us]) => `${k} ${us}`).join(', ') : '?');
+    say(`  round ${i + 1}: ${a.rps} vs ${b.rps} req/s; CPU µs/request PayFlow: ${cpuLine(a.cpuUsPerRequest)} | baseline: ${cpuLine(b.cpuUsPerRequest)}`);
   }
   const median = [...rounds].sort((x, y) => x.ratio - y.ratio)[Math.floor(rounds.length / 2)];
   return { ...median, rounds };
@@ -194,6 +215,10 @@ async function main() {
     },
   });
   if (pgWaits) waitSampler = startWaitSampler(gw.db);
+  const postmaster = Number(readFileSync(path.join(gw.stack.dir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const postgresCpu = () => cpuMs(postmaster, true);
+  const gatewayCpu = { server: () => cpuMs(gw.api.pid!), worker: () => cpuMs(gw.workers[0].pid!), postgres: postgresCpu };
+  const baselineCpu = (child: ChildProcess) => ({ server: () => cpuMs(child.pid!), postgres: postgresCpu });
   const baselineEnv = { DATABASE_URL: gw.databaseUrl, REDIS_URL: gw.stack.redisUrl, DATABASE_POOL_MAX: poolMax };
   const merchant = await createTestMerchant(gw, 'Bench Shop');
   const auth = { authorization: `Bearer ${merchant.api_key}` };
@@ -206,22 +231,32 @@ async function main() {
     if (wants('health')) {
       say('GET /health vs bare node:http…');
       const base = await startBaseline('hello', baselineEnv);
-      const { a, b, ratio: r, rounds } = await compare({ url: `${base.url}/health`, connections: 64, duration }, { url: `${gw.apiUrl}/health`, connections: 64, duration });
+      const { a, b, ratio: r, rounds } = await compare({ url: `${base.url}/health`, connections: 64, duration, cpu: baselineCpu(base.child) }, { url: `${gw.apiUrl}/health`, connections: 64, duration, cpu: gatewayCpu });
       await stopChild(base.child);
       raw.health = { api: a, baseline: b, rounds };
       rows.push({ figure: 'GET /health (64 conns)', value: fmt(a), baseline: fmt(b), ratio: r, target: '≥ 0.8×', pass: r >= 0.8 && a.errors === 0 });
     }
 
     // --- GET /api/v1/payments/:id vs node:http + one pg SELECT
-    const created = await call(gw, 'POST', '/api/v1/payments', { auth: merchant.api_key, body: JSON.parse(paymentBody) });
-    if (created.status !== 201) throw new Error(`cannot create a payment: ${created.status} ${JSON.stringify(created.body)}\n${gw.logs().slice(-3000)}`);
-    const paymentId = created.body.id as string;
+    // Reads go round the payments of a shop, not one row over and over (which would flatter any cache or batch).
+    const paymentIds: string[] = [];
+    for (let i = 0; i < readPayments; i += 50) {
+      const batch = await Promise.all(
+        Array.from({ length: Math.min(50, readPayments - i) }, () => call(gw, 'POST', '/api/v1/payments', { auth: merchant.api_key, body: JSON.parse(paymentBody) })),
+      );
+      for (const created of batch) {
+        if (created.status !== 201) throw new Error(`cannot create a payment: ${created.status} ${JSON.stringify(created.body)}\n${gw.logs().slice(-3000)}`);
+        paymentIds.push(created.body.id as string);
+      }
+    }
+    const paymentPaths = paymentIds.map((id) => `/api/v1/payments/${id}`);
+    const paymentReads = { url: `${gw.apiUrl}/api/v1/payments`, paths: paymentPaths, headers: auth };
     if (wants('get')) {
       say('GET /api/v1/payments/:id vs node:http + pg SELECT…');
       const base = await startBaseline('select', baselineEnv);
       const { a, b, ratio: r, rounds } = await compare(
-        { url: `${base.url}/payments/${paymentId}`, connections: 64, duration },
-        { url: `${gw.apiUrl}/api/v1/payments/${paymentId}`, connections: 64, duration, headers: auth },
+        { url: base.url, paths: paymentIds.map((id) => `/payments/${id}`), connections: 64, duration, cpu: baselineCpu(base.child) },
+        { ...paymentReads, connections: 64, duration, cpu: gatewayCpu },
       );
       await stopChild(base.child);
       raw.getPayment = { api: a, baseline: b, rounds };
@@ -243,8 +278,8 @@ async function main() {
       if (endpoint.status !== 201) throw new Error(`cannot create a webhook endpoint: ${endpoint.status} ${JSON.stringify(endpoint.body)}`);
       const base = await startBaseline('insert', baselineEnv);
       const { a, b, ratio: r, rounds } = await compare(
-        { url: `${base.url}/payments`, connections: 64, duration, method: 'POST', headers: json, body: paymentBody },
-        { url: `${gw.apiUrl}/api/v1/payments`, connections: 64, duration, method: 'POST', headers: { ...auth, ...json }, body: paymentBody },
+        { url: `${base.url}/payments`, connections: 64, duration, method: 'POST', headers: json, body: paymentBody, cpu: baselineCpu(base.child) },
+        { url: `${gw.apiUrl}/api/v1/payments`, connections: 64, duration, method: 'POST', headers: { ...auth, ...json }, body: paymentBody, cpu: gatewayCpu },
       );
       await stopChild(base.child);
       const jobsQueued = await hooks.count();
@@ -262,7 +297,7 @@ async function main() {
     // --- 2,000 concurrent keep-alive connections on reads
     if (wants('conns')) {
       say('2,000 concurrent keep-alive connections on GET /api/v1/payments/:id…');
-      const a = await runLoad({ url: `${gw.apiUrl}/api/v1/payments/${paymentId}`, connections: 2000, duration: Math.max(duration, 5), headers: auth });
+      const a = await runLoad({ ...paymentReads, connections: 2000, duration: Math.max(duration, 5) });
       raw.connections2000 = a;
       rows.push({ figure: '2,000 keep-alive conns on reads', value: `${a.requests} requests, ${a.errors} errors, p99 ${a.p99} ms`, baseline: '—', ratio: null, target: '0 errors', pass: a.errors === 0 });
     }
@@ -270,14 +305,14 @@ async function main() {
     // --- RSS after 100k requests, then growth over the soak
     if (wants('memory')) {
       say(`${memoryRequests.toLocaleString('en')} requests, then API RSS…`);
-      await runLoad({ url: `${gw.apiUrl}/api/v1/payments/${paymentId}`, connections: 64, amount: memoryRequests, headers: auth });
+      await runLoad({ ...paymentReads, connections: 64, amount: memoryRequests });
       const after100k = rssMb(gw.api.pid!);
       say(`soak: ${soakSeconds} s of mixed reads and writes…`);
       const samples: { t: number; rssMb: number }[] = [{ t: 0, rssMb: after100k }];
       const soakStart = Date.now();
       const sampler = setInterval(() => samples.push({ t: Math.round((Date.now() - soakStart) / 1000), rssMb: rssMb(gw.api.pid!) }), 5000);
       const [reads, writes] = await Promise.all([
-        runLoad({ url: `${gw.apiUrl}/api/v1/payments/${paymentId}`, connections: 24, duration: soakSeconds, headers: auth }),
+        runLoad({ ...paymentReads, connections: 24, duration: soakSeconds }),
         runLoad({ url: `${gw.apiUrl}/api/v1/payments`, connections: 4, duration: soakSeconds, method: 'POST', headers: { ...auth, ...json }, body: paymentBody }),
       ]);
       clearInterval(sampler);
@@ -328,8 +363,7 @@ async function main() {
           const sampling = waitSampler?.('payflow-worker');
           // CPU of the worker and of Postgres (the postmaster's children) over the run: per delivery, less noisy than
           // the rate on a machine shared with other work.
-          const postmaster = Number(readFileSync(path.join(gw.stack.dir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
-          const cpu0 = { worker: cpuMs(gw.workers[0].pid!), postgres: cpuMs(postmaster, true) };
+          const cpu0 = { worker: cpuMs(gw.workers[0].pid!), postgres: postgresCpu() };
           const t0 = performance.now();
           await gw.db.transaction(async (trx) => {
             await trx.raw(
@@ -363,7 +397,7 @@ async function main() {
           }, 600_000, () => 'webhook deliveries did not finish');
           const elapsedSeconds = (performance.now() - t0) / 1000;
           const perDelivery = (ms: number) => Math.round((ms / webhookCount) * 1000) / 1000;
-          const cpu = { workerMsPerDelivery: perDelivery(cpuMs(gw.workers[0].pid!) - cpu0.worker), postgresMsPerDelivery: perDelivery(cpuMs(postmaster, true) - cpu0.postgres) };
+          const cpu = { workerMsPerDelivery: perDelivery(cpuMs(gw.workers[0].pid!) - cpu0.worker), postgresMsPerDelivery: perDelivery(postgresCpu() - cpu0.postgres) };
           const waits = await sampling?.stop();
           if (waits) say(`worker's Postgres connections: ${JSON.stringify(waits)}`);
           return { perSecond: Math.round(ids.size / elapsedSeconds), received: ids.size, duplicates, cpu, ...(waits ? { workerPostgresWaits: waits } : {}) };
