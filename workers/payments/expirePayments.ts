@@ -8,14 +8,19 @@ import { reevaluatePayment } from '../../shared/payments/reevaluatePayment.js';
  * alone: they were paid in time.
  */
 export async function expireDuePayments(db: Db, batch = 200): Promise<number> {
-  const due: { id: string }[] = await db('payments as p')
-    .join('chain_cursors as c', 'c.chain_id', 'p.chain_id')
-    .select('p.id')
-    .whereIn('p.status', ['pending', 'confirming'])
-    .whereRaw('p.expires_at < c.tip_timestamp')
-    .whereRaw('p.amount_received < p.amount - p.underpaid_tolerance')
-    .orderBy('p.expires_at')
-    .limit(batch);
+  // Per chain, with that chain's tip time as the bound, so the partial index on expires_at finds the due ones. As
+  // a join condition the bound could not use it: every sweep read every open payment (39 ms at 70k open, bench).
+  const { rows: due } = (await db.raw(
+    `SELECT due.id FROM chain_cursors c
+       CROSS JOIN LATERAL (
+         SELECT p.id, p.expires_at FROM payments p
+          WHERE p.chain_id = c.chain_id AND p.status IN ('pending', 'confirming') AND p.expires_at < c.tip_timestamp
+            AND p.amount_received < p.amount - p.underpaid_tolerance
+          ORDER BY p.expires_at LIMIT ?
+       ) due
+      ORDER BY due.expires_at LIMIT ?`,
+    [batch, batch],
+  )) as { rows: { id: string }[] };
   let changed = 0;
   for (const { id } of due) {
     await db.transaction(async (trx) => {
