@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -8,6 +9,7 @@ import { HDNodeWallet } from 'ethers';
 import pg from 'pg';
 import { createDb, migrateLatest, migrationConfig, type Db } from '../../shared/db.js';
 import { call, createTestMerchant, startGateway, waitFor, type Gateway } from '../support/gateway.js';
+import { procfileNodeArgs } from '../support/procfile.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const run = promisify(execFile);
@@ -37,6 +39,10 @@ describe('production build: the Procfile processes from dist/ with plain node', 
   });
 
   it('node dist/api/main.js answers /health, serves the API to a merchant key, and the Bull Board loads on demand', async () => {
+    // Started as the Procfile says, flags included (the heap cap, README "Processes").
+    const cmdline = readFileSync(`/proc/${gw.api.pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    expect(cmdline.slice(1)).to.deep.equal(procfileNodeArgs('web'));
+    expect(cmdline).to.include('--max-old-space-size=384');
     // Files read at start-up relative to the code (docs/openapi.json, checkout assets) are found from dist/ too.
     const openapi = await call(gw, 'GET', '/openapi.json');
     expect(openapi.status).to.equal(200);

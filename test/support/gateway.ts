@@ -11,6 +11,7 @@ import { Wallet } from 'ethers';
 import { devAccounts, rpcCall, startDevChain } from '../../scripts/devstack/chain.js';
 import { deployDevToken } from '../../scripts/devstack/token.js';
 import { getTestStack, type TestStack } from './stack.js';
+import { procfileNodeArgs } from './procfile.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -27,7 +28,7 @@ export interface GatewayOptions {
   chainOverrides?: Record<string, unknown>;
   /** Lets a test put something (a fault proxy) between the processes and the dev chain. */
   wrapRpc?: (rpcUrl: string) => Promise<string>;
-  /** Run the compiled build (`node dist/…`, as the Procfile does) instead of the sources under tsx; build it first. */
+  /** Run the compiled build with the Procfile's commands (`node … dist/…`) instead of the sources under tsx; build it first. */
   compiled?: boolean;
 }
 
@@ -120,7 +121,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   };
   let output = '';
   const launch = (entry: string, extraEnv: Record<string, string> = {}) => {
-    const args = opts.compiled ? [path.join(repoRoot, 'dist', entry.replace(/\.ts$/, '.js'))] : ['--import', 'tsx', path.join(repoRoot, entry)];
+    const args = opts.compiled ? procfileNodeArgs(entry === 'api/main.ts' ? 'web' : 'worker') : ['--import', 'tsx', path.join(repoRoot, entry)];
     const child = spawn(process.execPath, args, {
       env: { ...env, ...extraEnv },
       cwd: repoRoot,
