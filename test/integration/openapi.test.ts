@@ -14,11 +14,14 @@ const UNDOCUMENTED_PREFIXES = ['/admin/queues'];
 
 /**
  * Every route the Koa app registers, as `METHOD /path/{param}`, found by walking the @koa/router layers mounted on
- * the app (nested routers are flattened into their parent's stack with the prefix applied).
+ * the app or inside a group of middleware (nested routers are flattened into their parent's stack with the prefix applied).
  */
+type Mounted = { router?: { stack: { path: string; methods: string[] }[] }; mounted?: Mounted[] };
 function registeredRoutes(app: { middleware: unknown[] }): string[] {
   const routes = new Set<string>();
-  for (const fn of app.middleware as { router?: { stack: { path: string; methods: string[] }[] } }[]) {
+  // Routers mounted straight on the app, or inside a group of middleware (app.ts: outsideApi).
+  const flatten = (list: Mounted[]): Mounted[] => list.flatMap((fn) => [fn, ...flatten(fn.mounted ?? [])]);
+  for (const fn of flatten(app.middleware as Mounted[])) {
     for (const layer of fn.router?.stack ?? []) {
       if (layer.methods.length === 0) continue; // router.use() middleware, not a route
       if (UNDOCUMENTED_PREFIXES.some((p) => layer.path.startsWith(p))) continue;
