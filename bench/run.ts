@@ -82,6 +82,13 @@ function cpuMs(pid: number, children = false): number {
   };
   let total = ticks(pid);
   if (children) {
+    // Children that have exited and been waited for (Postgres backends closing) count in cutime and cstime.
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      total += Number(fields[13]) + Number(fields[14]);
+    } catch {
+      // exited meanwhile
+    }
     for (const entry of readdirSync('/proc')) {
       if (!/^\d+$/.test(entry)) continue;
       try {
