@@ -8,7 +8,7 @@ export interface LoadResult {
   /** Connection errors + timeouts + non-2xx answers. */
   errors: number;
   non2xx: number;
-  /** With a server pid: CPU µs per request spent by the server, Postgres, Redis and the load generator (bench/run.ts). */
+  /** Set by bench/run.ts withCpu: CPU µs per request by process (server, worker, Postgres, load generator). */
   cpuUsPerRequest?: Record<string, number>;
 }
 

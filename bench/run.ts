@@ -238,7 +238,8 @@ async function main() {
 
   try {
     say(`waiting for the worker to derive ${addressPoolSize.toLocaleString('en')} deposit addresses…`);
-    await waitFor(async () => Number((await gw.db('deposit_address_pool').count('* as n').first())!.n) >= addressPoolSize, 30 * 60_000);
+    // Once a second: the count itself reads the whole pool (250k rows), on the cores the worker derives them with.
+    await waitFor(async () => Number((await gw.db('deposit_address_pool').count('* as n').first())!.n) >= addressPoolSize, 30 * 60_000, undefined, 1000);
 
     // --- GET /health vs bare node:http
     if (wants('health')) {
@@ -502,12 +503,13 @@ async function main() {
       const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
       const compiled: number[] = [];
       const fromSource: number[] = [];
+      const webArgs = procfileNodeArgs('web');
       // Interleaved, so a burst of load on this shared machine hits both variants rather than one.
       for (let i = 0; i < (quick ? 5 : 9); i++) {
-        compiled.push(await startupMs(procfileNodeArgs('web')));
+        compiled.push(await startupMs(webArgs));
         if (i < (quick ? 3 : 5)) fromSource.push(await startupMs(['--import', 'tsx', path.join(repoRoot, 'api/main.ts')]));
       }
-      raw.startup = { entry: `node ${procfileNodeArgs('web').map((a) => (a.startsWith('-') ? a : path.relative(repoRoot, a))).join(' ')}`, samplesMs: compiled, medianMs: median(compiled), fromSource: { entry: 'node --import tsx api/main.ts', samplesMs: fromSource, medianMs: median(fromSource) } };
+      raw.startup = { entry: `node ${webArgs.map((a) => (a.startsWith('-') ? a : path.relative(repoRoot, a))).join(' ')}`, samplesMs: compiled, medianMs: median(compiled), fromSource: { entry: 'node --import tsx api/main.ts', samplesMs: fromSource, medianMs: median(fromSource) } };
       rows.push({ figure: 'API process start → /health 200', value: `${median(compiled)} ms (median of ${compiled.length})`, baseline: '—', ratio: null, target: '≤ 1000 ms', pass: median(compiled) <= 1000 });
       rows.push({ figure: '  same, from source under tsx (dev)', value: `${median(fromSource)} ms (median of ${fromSource.length})`, baseline: '—', ratio: null, target: '— (not a target)', pass: null });
     }

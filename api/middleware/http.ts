@@ -21,7 +21,7 @@ export function securityHeaders(): Koa.Middleware {
   const other = helmet({ ...base, contentSecurityPolicy: false });
   return (ctx, next) => {
     if (ctx.path === '/docs') return docs(ctx, next);
-    if (ctx.path.startsWith('/api/') || ctx.path.startsWith('/admin/v1') || ctx.path === '/health' || ctx.path === '/openapi.json') return json(ctx, next);
+    if (ctx.path.startsWith('/api/') || ctx.path.startsWith('/admin/v1') || ctx.path === '/openapi.json') return json(ctx, next);
     return other(ctx, next);
   };
 }

@@ -4,7 +4,7 @@ import { ApiError, notFound } from '../../shared/errors.js';
 import type { Db } from '../../shared/db.js';
 import { recordEvent } from '../../shared/events/recordEvent.js';
 import { createMerchantSettingsCache } from '../../shared/merchants/settingsCache.js';
-import { createPayment } from '../../shared/payments/createPayment.js';
+import { createCustodialInserter, createPayment } from '../../shared/payments/createPayment.js';
 import { createAddressSource } from '../../shared/wallet/addressPool.js';
 import { createRelayWaker } from '../../shared/outbox/wakeRelay.js';
 import { findPaymentWithTransfers } from '../../shared/payments/findPayment.js';
@@ -51,7 +51,11 @@ export function paymentRoutes(deps: ApiDeps): Router {
     wallet: deps.wallet,
     defaultExpiresIn: deps.config.defaultExpiresInSeconds,
     publicUrl: deps.config.publicUrl,
-    fastPath: { addresses: createAddressSource(deps.db, deps.wallet), merchants: createMerchantSettingsCache(deps.db), wakeRelay: createRelayWaker(deps.db) },
+    fastPath: {
+      addresses: createAddressSource(deps.db, deps.wallet),
+      merchants: createMerchantSettingsCache(deps.db),
+      insert: createCustodialInserter(deps.db, createRelayWaker(deps.db)),
+    },
   };
   router.post('/payments', requireScope('write'), async (ctx) => {
     const body = validate(createPaymentBody, ctx.request.body);

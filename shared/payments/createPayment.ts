@@ -6,7 +6,7 @@ import { FAN_OUT_JOBS, fanOutCtes } from '../events/fanOut.js';
 import { recordEvent } from '../events/recordEvent.js';
 import type { MerchantSettingsCache } from '../merchants/settingsCache.js';
 import { countPaymentEventOnCommit } from '../metrics.js';
-import { createBatcher, WRITE_BATCHING } from '../batching.js';
+import { BATCHING, createBatcher } from '../batching.js';
 import { queryPrepared } from '../preparedQuery.js';
 import type { AddressSource } from '../wallet/addressPool.js';
 import { newId } from '../ids.js';
@@ -40,7 +40,7 @@ export interface CreatePaymentDeps {
    * Pre-derived custodial addresses, cached merchant settings and a post-commit relay wake-up: with them, the
    * one-statement path below.
    */
-  fastPath?: { addresses: AddressSource; merchants: MerchantSettingsCache; wakeRelay: () => void };
+  fastPath?: { addresses: AddressSource; merchants: MerchantSettingsCache; insert: CustodialInserter };
   defaultExpiresIn: number;
   /** PUBLIC_URL: the base of checkout_url. */
   publicUrl: string;
@@ -220,28 +220,22 @@ const CREATE_CUSTODIAL_SQL = `
   )${fanOutCtes()}
   SELECT (SELECT coalesce(array_agg(id), '{}') FROM p) AS created, ${FAN_OUT_JOBS}`;
 
-/** One payment of a batch: its row, as the statement's arrays take it. */
-interface CustodialRow {
-  values: unknown[];
-  id: string;
-}
+/** One payment of a batch: its row, in the order of the statement's arrays ($3, the third, is the payment id). */
+type CustodialRow = unknown[];
+export type CustodialInserter = (row: CustodialRow) => Promise<boolean>;
 
-const creators = new WeakMap<Db, (row: CustodialRow) => Promise<boolean>>();
-
-/** Per database handle, the batched statement: resolves each row to whether it was inserted. */
-function creatorOf(db: Db, wakeRelay: () => void) {
-  let create = creators.get(db);
-  if (!create) {
-    create = createBatcher<CustodialRow, boolean>(async (rows) => {
-      const columns = rows[0].values.map((_, i) => rows.map((r) => r.values[i]));
-      const [result] = await queryPrepared<{ created: string[]; jobs: number }>(db, 'create_custodial_payments', CREATE_CUSTODIAL_SQL, columns);
-      if (result.jobs > 0) wakeRelay();
-      const created = new Set(result.created);
-      return rows.map((r) => created.has(r.id));
-    }, WRITE_BATCHING);
-    creators.set(db, create);
-  }
-  return create;
+/**
+ * The batched statement (one per API process, built with its address source): resolves each row to whether it
+ * was inserted, and wakes the outbox relay after a batch that wrote jobs.
+ */
+export function createCustodialInserter(db: Db, wakeRelay: () => void): CustodialInserter {
+  return createBatcher<CustodialRow, boolean>(async (rows) => {
+    const columns = rows[0].map((_, i) => rows.map((r) => r[i]));
+    const [result] = await queryPrepared<{ created: string[]; jobs: number }>(db, 'create_custodial_payments', CREATE_CUSTODIAL_SQL, columns);
+    if (result.jobs > 0) wakeRelay();
+    const created = new Set(result.created);
+    return rows.map((r) => created.has(r[2] as string));
+  }, BATCHING);
 }
 
 async function createCustodialInOneStatement(
@@ -291,15 +285,12 @@ async function createCustodialInOneStatement(
   const payment = presentPayment(row);
   let created: boolean;
   try {
-    created = await creatorOf(deps.db, fast.wakeRelay)({
-      id,
-      values: [
-        merchantId, settings.underpaidTolerancePercent, id, row.chain_id, row.currency, row.token_address, row.decimals, row.amount,
-        row.address, row.address_index, row.confirmations_required, row.finality_tag, row.underpaid_tolerance, row.order_id,
-        JSON.stringify(row.metadata), row.checkout_url, row.success_url, row.cancel_url, row.expires_at, now,
-        newId('evt'), JSON.stringify(payment), requestId ?? null,
-      ],
-    });
+    created = await fast.insert([
+      merchantId, settings.underpaidTolerancePercent, id, row.chain_id, row.currency, row.token_address, row.decimals, row.amount,
+      row.address, row.address_index, row.confirmations_required, row.finality_tag, row.underpaid_tolerance, row.order_id,
+      JSON.stringify(row.metadata), row.checkout_url, row.success_url, row.cancel_url, row.expires_at, now,
+      newId('evt'), JSON.stringify(payment), requestId ?? null,
+    ]);
   } catch (err) {
     fast.addresses.giveBack(deposit); // nothing was written: the address is still unused
     throw err;

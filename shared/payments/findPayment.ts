@@ -1,5 +1,5 @@
 import type { Db } from '../db.js';
-import { createBatcher, READ_BATCHING } from '../batching.js';
+import { BATCHING, createBatcher } from '../batching.js';
 import { queryPrepared } from '../preparedQuery.js';
 import type { PaymentRow } from './paymentRow.js';
 import type { PresentedTransferRow as LiveTransfer } from './present.js';
@@ -45,7 +45,7 @@ function lookupsOf(db: Db) {
           return { payment, transfers, scannedTip: next == null ? null : Number(next) - 1 };
         });
       },
-      READ_BATCHING,
+      BATCHING,
     );
     lookups.set(db, lookup);
   }

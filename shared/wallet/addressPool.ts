@@ -43,7 +43,8 @@ export function createAddressSource(db: Db, wallet: DepositWallet) {
     return taken;
   };
 
-  async function refill(): Promise<void> {
+  /** Takes from the pool; only a take that found the buffer empty (`derive`) falls back to deriving here. */
+  async function refill(derive: boolean): Promise<void> {
     let taken = await takeFromPool();
     if (taken.length === 0 && after >= 0) {
       after = -1; // rows below (skipped while another process held them, or given up by a failed take)
@@ -53,15 +54,17 @@ export function createAddressSource(db: Db, wallet: DepositWallet) {
       buffer.push(...taken);
       return;
     }
+    if (!derive) return;
     const reserved = await db.raw(`SELECT nextval('deposit_address_index_seq') AS index FROM generate_series(1, ?)`, [FALLBACK_BATCH]);
     for (const r of reserved.rows as { index: number }[]) buffer.push({ index: Number(r.index), address: wallet.addressAt(Number(r.index)) });
   }
 
   return {
     async take(): Promise<PooledAddress> {
-      const startRefill = () => (refilling ??= refill().finally(() => (refilling = undefined)));
-      while (buffer.length === 0) await startRefill();
-      if (buffer.length <= REFILL_BELOW) startRefill().catch(() => {}); // a failure shows on the next empty take
+      const startRefill = (derive: boolean) => (refilling ??= refill(derive).finally(() => (refilling = undefined)));
+      while (buffer.length === 0) await startRefill(true);
+      // Ahead of need: from the pool only (elliptic-curve work on this event loop waits until a take finds nothing).
+      if (buffer.length <= REFILL_BELOW) startRefill(false).catch(() => {}); // a failure shows on the next empty take
       return buffer.shift()!;
     },
     /** Gives back an address taken for a payment that was not created (it is still unused). */

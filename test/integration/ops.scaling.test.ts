@@ -54,9 +54,9 @@ describe('ops: Procfile dynos, WORKER_QUEUES / WORKER_CONCURRENCY, request ids i
   it('the Procfile declares web, worker and release', () => {
     const procfile = readFileSync('Procfile', 'utf8');
     // The compiled build (npm run build); test/e2e/productionBuild.test.ts runs these very files.
-    // Node flags may come first (README "Processes": the heap sizes).
-    expect(procfile).to.match(/^web: node( --[a-z-]+=\S+)* dist\/api\/main\.js$/m);
-    expect(procfile).to.match(/^worker: node( --[a-z-]+=\S+)* dist\/workers\/main\.js$/m);
+    // With the heap sizes README "Processes" documents and measured.
+    expect(procfile).to.match(/^web: node --max-old-space-size=384 --max-semi-space-size=32 dist\/api\/main\.js$/m);
+    expect(procfile).to.match(/^worker: node --max-old-space-size=384 --max-semi-space-size=32 dist\/workers\/main\.js$/m);
     expect(procfile).to.match(/^release: node dist\/scripts\/migrate\.js$/m);
   });
 

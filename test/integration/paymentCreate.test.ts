@@ -89,7 +89,7 @@ describe('payment creation: address pool, one statement, cached merchant setting
     await gw.db('merchants').where({ id: merchant.id }).update({ xpub: null, underpaid_tolerance_percent: 0 });
   });
 
-  it('payments created at the same moment share a statement, and each row stands alone', async () => {
+  it('payments created at the same moment each stand alone: repeats of an order_id fail alone, the rest commit once', async () => {
     // 40 at once into one API process: its batches mix fresh payments with repeated order_ids. A repeat is not
     // inserted (it alone), goes the general way and answers 409 naming the one that was; the rest commit.
     const bodies = Array.from({ length: 40 }, (_, i) => ({ amount: '0.01', currency: 'ETH', ...(i < 20 ? { order_id: `burst-${i % 10}` } : {}) }));
@@ -119,7 +119,7 @@ describe('payment creation: address pool, one statement, cached merchant setting
     await waitFor(async () => created.every((id) => receiver.received.some((w) => w.body.includes(id))), 30_000, () => gw.logs());
   });
 
-  it('concurrent reads share a statement, and each merchant sees only its own payments', async () => {
+  it('concurrent reads (batched together) show each merchant only its own payments', async () => {
     const other = await createTestMerchant(gw, 'Other Shop');
     const mine = await Promise.all(Array.from({ length: 20 }, () => create({ amount: '0.02', currency: 'ETH' })));
     const theirs = await Promise.all(Array.from({ length: 20 }, () => create({ amount: '0.03', currency: 'ETH' }, other.api_key)));

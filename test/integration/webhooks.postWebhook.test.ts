@@ -17,6 +17,8 @@ async function startCountingReceiver(answer: (res: ServerResponse) => void = (re
     sockets.push(socket);
     socket.on('close', () => closed++);
   });
+  // Never the one to close an idle connection (Node's default is 5 s): any close the tests see is the poster's.
+  server.keepAliveTimeout = 600_000;
   const port = await freePort();
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
   return {

@@ -205,7 +205,12 @@ export function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM
   });
 }
 
-export async function waitFor<T>(check: () => Promise<T | false | undefined | null>, timeoutMs = 20_000, describe?: () => string): Promise<T> {
+export async function waitFor<T>(
+  check: () => Promise<T | false | undefined | null>,
+  timeoutMs = 20_000,
+  describe?: () => string,
+  intervalMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
@@ -215,7 +220,7 @@ export async function waitFor<T>(check: () => Promise<T | false | undefined | nu
     } catch (err) {
       lastError = err;
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
   throw new Error(`timed out after ${timeoutMs} ms${lastError ? ` (last error: ${(lastError as Error).message})` : ''}${describe ? `\n${describe()}` : ''}`);
 }

@@ -7,9 +7,11 @@ const tick = () => new Promise((resolve) => setImmediate(resolve));
 function recordingRun() {
   const batches: number[][] = [];
   const pending: (() => void)[] = [];
+  const most = { inFlight: 0 };
   const run = (inputs: number[]) =>
     new Promise<number[]>((resolve, reject) => {
       batches.push(inputs);
+      most.inFlight = Math.max(most.inFlight, pending.length + 1);
       pending.push(() => (inputs.includes(13) ? reject(new Error('unlucky 13')) : resolve(inputs.map((n) => n * 10))));
     });
   const finishAll = async () => {
@@ -18,7 +20,7 @@ function recordingRun() {
       await tick();
     }
   };
-  return { run, batches, finishAll };
+  return { run, batches, finishAll, most };
 }
 
 describe('batching: concurrent calls share a round trip', () => {
@@ -53,18 +55,17 @@ describe('batching: concurrent calls share a round trip', () => {
     expect(r.batches).to.deep.equal([[0, 1, 2], [3, 4, 5]]);
     await r.finishAll();
     expect(r.batches.slice(2)).to.deep.equal([[6, 7, 8], [9]]);
+    expect(r.most.inFlight).to.equal(2);
     expect(await Promise.all(all)).to.deep.equal([0, 10, 20, 30, 40, 50, 60, 70, 80, 90]);
   });
 
   it('a batch that fails is run again one by one, so only the bad input fails', async () => {
     const r = recordingRun();
     const call = createBatcher(r.run, { maxInFlight: 1, maxBatch: 64 });
-    const results = await (async () => {
-      const calls = [12, 13, 14].map((n) => call(n).then((v) => ({ ok: v }), (err: Error) => ({ err: err.message })));
-      await tick();
-      await r.finishAll();
-      return Promise.all(calls);
-    })();
+    const calls = [12, 13, 14].map((n) => call(n).then((v) => ({ ok: v }), (err: Error) => ({ err: err.message })));
+    await tick();
+    await r.finishAll();
+    const results = await Promise.all(calls);
     expect(results).to.deep.equal([{ ok: 120 }, { err: 'unlucky 13' }, { ok: 140 }]);
     expect(r.batches).to.deep.equal([[12, 13, 14], [12], [13], [14]]);
   });

@@ -38,7 +38,11 @@ export async function relayOutboxBatch(
     if (rows.length === 0) return { relayed: 0, oldestLagSeconds: 0 };
     rows.sort((a, b) => a.id - b.id);
     const byQueue = new Map<QueueName, OutboxRow[]>();
-    for (const r of rows) byQueue.set(r.queue, [...(byQueue.get(r.queue) ?? []), r]);
+    for (const r of rows) {
+      const list = byQueue.get(r.queue);
+      if (list) list.push(r);
+      else byQueue.set(r.queue, [r]);
+    }
     const now = Date.now();
     // A Redis that is down makes BullMQ wait for a connection; bound the wait so the transaction (and the row
     // locks it holds) ends, and the rows are retried by the next pass.
