@@ -5,7 +5,7 @@ import { call, createTestMerchant, startGateway, waitFor, type Gateway } from '.
 
 /**
  * The per-endpoint cap under load: the lease (webhook_lease_delivery) and the outcome (webhook_record_success) each
- * take the endpoint's row lock inside one Postgres call. Two worker processes with 6 job slots each race for one
+ * take the endpoint's slots lock inside one Postgres call. Two worker processes with 6 job slots each race for one
  * endpoint capped at 2 attempts in flight; the receiver holds every request a moment and records how many it had
  * open at once. Every delivery must arrive, be logged once and end succeeded, and the receiver must never see more
  * than 2 at a time.
@@ -74,5 +74,29 @@ describe('webhooks: the per-endpoint cap holds under concurrent workers (API + w
     const attempts = await gw.db('webhook_attempts').whereIn('delivery_id', deliveries).orderBy('delivery_id');
     expect(attempts.map((a) => a.delivery_id)).to.deep.equal([...deliveries].sort());
     expect(attempts.every((a) => a.attempt === 1 && a.status_code === 200 && a.error === null && a.response_snippet === 'ok')).to.equal(true);
+  });
+
+  // Disabling takes the endpoint's row and then fails its pending deliveries; leases and outcomes lock a delivery
+  // and then the endpoint's slots. Both orders must be able to run at once without a deadlock or a lost delivery.
+  it('disabling the endpoint while its deliveries are leased and finishing answers 200, and no delivery is left pending', async () => {
+    const m = await createTestMerchant(gw);
+    const ep = await call(gw, 'POST', '/api/v1/webhook-endpoints', { auth: m.api_key, body: { url } });
+    expect(ep.status).to.equal(201);
+    const sends = await Promise.all(Array.from({ length: 40 }, () => call(gw, 'POST', `/api/v1/webhook-endpoints/${ep.body.id}/test`, { auth: m.api_key })));
+    expect(sends.map((s) => s.status)).to.deep.equal(sends.map(() => 202));
+    const ours = new Set(sends.map((s) => s.body.event_id as string));
+    await waitFor(() => received.filter((id) => ours.has(id)).length >= 4, 30_000, () => gw.logs());
+    const disabled = await call(gw, 'PATCH', `/api/v1/webhook-endpoints/${ep.body.id}`, { auth: m.api_key, body: { enabled: false } });
+    expect(disabled.status).to.equal(200);
+    expect(disabled.body.enabled).to.equal(false);
+    const deliveries = sends.map((s) => s.body.delivery_id as string);
+    // Every delivery ends: succeeded if its attempt was under way, else failed by the disabling.
+    await waitFor(async () => {
+      const left = await gw.db('webhook_deliveries').whereIn('id', deliveries).where({ status: 'pending' }).count('* as n').first();
+      return Number(left!.n) === 0;
+    }, 30_000, () => gw.logs());
+    const statuses = await gw.db('webhook_deliveries').whereIn('id', deliveries).select('status');
+    expect(statuses.some((d) => d.status === 'failed')).to.equal(true);
+    expect(gw.logs()).to.not.match(/deadlock/i);
   });
 });

@@ -110,9 +110,9 @@ export async function deliverWebhook(deps: DeliverDeps, deliveryId: string): Pro
 }
 
 /**
- * A 2xx: one call of webhook_record_success (migrations/20261126051000_webhook_delivery_functions.ts), which logs
- * the attempt, marks the delivery succeeded, clears the endpoint's failing_since and wakes a deferred delivery,
- * under the endpoint's row lock, in one round trip.
+ * A 2xx: one call of webhook_record_success (migrations/20261126070000_webhook_endpoint_slots_lock.ts), which
+ * clears the endpoint's failing_since, logs the attempt, marks the delivery succeeded and then, under the
+ * endpoint's slots lock, wakes a deferred delivery, in one round trip.
  */
 async function recordSuccess(
   db: Db,
@@ -152,7 +152,8 @@ async function recordFailure(
   return db.transaction(async (trx): Promise<DeliveryOutcome> => {
     const now = new Date();
     await trx('webhook_attempts').insert({ delivery_id: deliveryId, attempt, status_code: statusCode, duration_ms: durationMs, error, response_snippet: snippet });
-    // The endpoint row lock orders this with leases and other outcomes of the same endpoint.
+    // The endpoint's row lock orders this with the other outcomes that move its failure clock or disable it. (Leases
+    // and wake-ups are ordered by the endpoint's slots lock, taken last, in webhook_wake_deferred.)
     const current: WebhookEndpointRow = await trx('webhook_endpoints').where({ id: endpoint.id }).forUpdate().first();
     const finish = (status: 'pending' | 'failed', nextAttemptAt: Date) =>
       trx('webhook_deliveries').where({ id: deliveryId }).update({
@@ -210,10 +211,10 @@ async function recordFailure(
 
 /**
  * Takes the delivery's lease, or says why not: one call of webhook_lease_delivery
- * (migrations/20261126051000_webhook_delivery_functions.ts), which reads the delivery, takes the endpoint's row
- * lock, counts its attempts in flight against WEBHOOK_ENDPOINT_CONCURRENCY, and then defers or leases the delivery
- * (conditional on it still being pending and due) and returns it with its endpoint and event. Under that lock the
- * in-flight count cannot race with another worker's lease or outcome.
+ * (migrations/20261126070000_webhook_endpoint_slots_lock.ts), which reads the delivery and its endpoint, leases the
+ * delivery (conditional on it still being pending and due), then takes the endpoint's slots lock and counts its
+ * attempts in flight, this one included, against WEBHOOK_ENDPOINT_CONCURRENCY: over it, the lease becomes a
+ * deferral. Under that lock, held to commit, the count cannot race with another worker's lease or outcome.
  */
 async function leaseDelivery(db: Db, config: DeliverConfig, deliveryId: string): Promise<Lease> {
   const now = new Date();
@@ -240,7 +241,7 @@ async function leaseDelivery(db: Db, config: DeliverConfig, deliveryId: string):
   return row.outcome === 'leased' ? { kind: 'leased', delivery: row } : { kind: row.outcome };
 }
 
-/** A slot of the endpoint just freed (the caller holds its row lock): the delivery that has waited longest goes now. */
+/** A slot of the endpoint just freed: the delivery that has waited longest goes now (under the endpoint's slots lock). */
 async function wakeDeferredDelivery(trx: Tx, endpointId: string): Promise<void> {
   await trx.raw('SELECT webhook_wake_deferred(?, ?, ?)', [endpointId, new Date(), QUEUES.webhooks]);
 }
