@@ -80,19 +80,24 @@ export type AddressSource = ReturnType<typeof createAddressSource>;
  * The worker side: tops the pool up to `size` addresses of this wallet once it holds `refillAtOrBelow` or fewer
  * (default: any shortfall), deriving in chunks that yield to the event
  * loop so scans and deliveries in the same process keep running. Indices come from the same sequence as every
- * other custodial address, so a pooled address can never collide with one derived elsewhere. Workers filling at
- * once may overshoot `size` by a chunk each: harmless. Returns how many it added.
+ * other custodial address, so a pooled address can never collide with one derived elsewhere. The pool is counted
+ * once per call, not after every chunk (at 250k rows a count takes ≈ 30 ms, and refilling counted thousands of
+ * times); workers filling at once may then overshoot `size`, by up to a refill each: harmless, the addresses are
+ * used later. Returns how many the pool held when counted, and how many it added.
  */
-export async function fillAddressPool(db: Db, wallet: DepositWallet, size: number, refillAtOrBelow = size): Promise<number> {
+export async function fillAddressPool(
+  db: Db,
+  wallet: DepositWallet,
+  size: number,
+  refillAtOrBelow = size,
+): Promise<{ stocked: number; added: number }> {
   const fingerprint = wallet.fingerprint();
+  const { rows } = await db.raw(`SELECT count(*)::int AS n FROM deposit_address_pool WHERE wallet_fingerprint = ?`, [fingerprint]);
+  const stocked = rows[0].n as number;
   let added = 0;
-  for (;;) {
-    const { rows } = await db.raw(`SELECT count(*)::int AS n FROM deposit_address_pool WHERE wallet_fingerprint = ?`, [fingerprint]);
-    const stocked = rows[0].n as number;
-    if (added === 0 && stocked > refillAtOrBelow) return 0;
-    const missing = size - stocked;
-    if (missing <= 0) return added;
-    const n = Math.min(missing, DERIVE_CHUNK);
+  if (stocked > refillAtOrBelow) return { stocked, added };
+  while (stocked + added < size) {
+    const n = Math.min(size - stocked - added, DERIVE_CHUNK);
     const reserved = await db.raw(`SELECT nextval('deposit_address_index_seq') AS index FROM generate_series(1, ?)`, [n]);
     const derived = (reserved.rows as { index: number }[]).map((r) => ({
       address_index: Number(r.index),
@@ -103,4 +108,5 @@ export async function fillAddressPool(db: Db, wallet: DepositWallet, size: numbe
     added += derived.length;
     await yieldToEventLoop();
   }
+  return { stocked, added };
 }

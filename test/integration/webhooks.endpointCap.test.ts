@@ -85,7 +85,7 @@ describe('webhooks: the per-endpoint cap holds under concurrent workers (API + w
     const sends = await Promise.all(Array.from({ length: 40 }, () => call(gw, 'POST', `/api/v1/webhook-endpoints/${ep.body.id}/test`, { auth: m.api_key })));
     expect(sends.map((s) => s.status)).to.deep.equal(sends.map(() => 202));
     const ours = new Set(sends.map((s) => s.body.event_id as string));
-    await waitFor(() => received.filter((id) => ours.has(id)).length >= 4, 30_000, () => gw.logs());
+    await waitFor(async () => received.filter((id) => ours.has(id)).length >= 4, 30_000, () => gw.logs());
     const disabled = await call(gw, 'PATCH', `/api/v1/webhook-endpoints/${ep.body.id}`, { auth: m.api_key, body: { enabled: false } });
     expect(disabled.status).to.equal(200);
     expect(disabled.body.enabled).to.equal(false);
