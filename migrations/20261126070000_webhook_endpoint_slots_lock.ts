@@ -6,13 +6,11 @@ import { up as createDeliveryFunctions } from './20261126051000_webhook_delivery
 // - The lease's update named its delivery by id *and* by status = 'pending' and next_attempt_at <= due. Once
 //   autovacuum's statistics said few deliveries were pending (the POST figure left 100k failed ones), the planner
 //   took the partial index of pending deliveries and walked every due entry (~5,000, 1.8 ms) instead of the
-//   primary key (0.05 ms). The lease now locks the delivery's row by id first, checks its state in plpgsql, and
-//   updates it by id alone.
+//   primary key (0.05 ms). The lease now locks the delivery's row by id, checks its state in plpgsql, and updates
+//   it by id alone.
 // - That update ran under the endpoint's row lock, so every other attempt to the endpoint queued behind it (lock
-//   waits averaged 1.2 ms). Now the delivery is updated first, and the endpoint's slots are locked last, just
-//   before commit: the critical section is the in-flight count (or the wake-up of a deferred delivery), nothing
-//   else. The lease counts its own attempt among those in flight; if that puts the endpoint over its cap, it turns
-//   its lease into a deferral under the same lock.
+//   waits averaged 1.2 ms). Now the endpoint's slots are locked only once the delivery's row is held: the critical
+//   section is the in-flight count and one update by primary key (or the wake-up of a deferred delivery).
 // The slots lock is a transaction-scoped advisory lock, not the endpoint's row lock: nothing that holds it ever
 // waits for a row (it is always the last lock taken), so the order delivery-then-slots cannot deadlock with
 // transactions that lock the endpoint's row and then its deliveries (disabling an endpoint fails its pending
@@ -83,12 +81,20 @@ export async function up(knex: Knex): Promise<void> {
       endpoint webhook_endpoints%ROWTYPE;
       in_flight int;
     BEGIN
-      -- The delivery's row first, locked: its state is then settled for the rest of the transaction, and every
-      -- statement below reaches it by id alone. (A condition on its status as well let the planner pick the
+      -- A stale or duplicate job is told so from a plain read, without locking the row (a lock would make a
+      -- wake-up's SKIP LOCKED pass over a deferred delivery that such a job merely looked at).
+      SELECT * INTO found_delivery FROM webhook_deliveries WHERE id = p_delivery_id;
+      IF NOT FOUND OR found_delivery.status <> 'pending' OR found_delivery.next_attempt_at > p_due_by THEN
+        outcome := 'skipped';
+        RETURN NEXT;
+        RETURN;
+      END IF;
+      -- Then the delivery's row, locked, and its state checked again: settled for the rest of the transaction, so
+      -- every update below names it by id alone. (A condition on its status as well let the planner pick the
       -- partial index of pending deliveries and walk thousands of them, whenever the table's statistics said few
       -- were pending: 1.8 ms instead of 0.05 ms per lease after the bench's POST figure.)
       SELECT * INTO found_delivery FROM webhook_deliveries WHERE id = p_delivery_id FOR NO KEY UPDATE;
-      IF NOT FOUND OR found_delivery.status <> 'pending' OR found_delivery.next_attempt_at > p_due_by THEN
+      IF found_delivery.status <> 'pending' OR found_delivery.next_attempt_at > p_due_by THEN
         outcome := 'skipped';
         RETURN NEXT;
         RETURN;
@@ -104,26 +110,20 @@ export async function up(knex: Knex): Promise<void> {
         RETURN;
       END IF;
 
-      -- The lease; next_attempt_at moves past the attempt too, so a re-queued duplicate job skips it meanwhile.
-      UPDATE webhook_deliveries
-         SET next_attempt_at = p_lease_next_attempt_at, in_flight_until = p_in_flight_until, deferred_at = NULL, updated_at = p_now
-       WHERE id = p_delivery_id
-      RETURNING * INTO leased;
-
+      -- The slots lock, then one update: the lease or the deferral. The row is already ours, so nothing below waits.
+      -- Only "are p_concurrency others in flight?" matters, so the count stops there, newest leases first: the
+      -- index also holds the entries of attempts that finished in the last timeout (their rows' older versions),
+      -- oldest first, and a busy endpoint would walk thousands of them on every lease.
       PERFORM webhook_lock_endpoint_slots(endpoint.id);
-      -- Only "are more than p_concurrency in flight, this one included?" matters, so stop there, newest leases
-      -- first: the index also holds the entries of attempts that finished in the last timeout (their rows' older
-      -- versions), oldest first, and a busy endpoint would walk thousands of them on every lease.
       SELECT count(*) INTO in_flight FROM (
         SELECT 1 FROM webhook_deliveries WHERE endpoint_id = endpoint.id AND in_flight_until > p_now
-         ORDER BY in_flight_until DESC LIMIT p_concurrency + 1
+         ORDER BY in_flight_until DESC LIMIT p_concurrency
       ) AS live;
-      IF in_flight > p_concurrency THEN
-        -- Full: the lease becomes a deferral. The delivery waits to be woken by the attempt that frees a slot, with
-        -- a fallback job at p_defer_until; deferred_at keeps its first deferral, so the longest wait goes first.
+      IF in_flight >= p_concurrency THEN
+        -- Full: the delivery waits to be woken by the attempt that frees a slot, with a fallback job at
+        -- p_defer_until; deferred_at keeps its first deferral, so the longest wait goes first.
         UPDATE webhook_deliveries
-           SET next_attempt_at = p_defer_until, in_flight_until = NULL,
-               deferred_at = coalesce(found_delivery.deferred_at, p_now), updated_at = p_now
+           SET next_attempt_at = p_defer_until, deferred_at = coalesce(deferred_at, p_now), updated_at = p_now
          WHERE id = p_delivery_id;
         INSERT INTO outbox (queue, job_name, job_id, payload, run_at)
         VALUES (p_queue, 'deliver', p_delivery_id || '-' || found_delivery.attempts || '-d' || floor(extract(epoch FROM p_defer_until) * 1000)::bigint,
@@ -134,6 +134,11 @@ export async function up(knex: Knex): Promise<void> {
         RETURN;
       END IF;
 
+      -- The lease; next_attempt_at moves past the attempt too, so a re-queued duplicate job skips it meanwhile.
+      UPDATE webhook_deliveries
+         SET next_attempt_at = p_lease_next_attempt_at, in_flight_until = p_in_flight_until, deferred_at = NULL, updated_at = p_now
+       WHERE id = p_delivery_id
+      RETURNING * INTO leased;
       RETURN QUERY
         SELECT 'leased'::text, leased.attempts, leased.schedule_offset, endpoint.id, endpoint.url, endpoint.secret,
                endpoint.previous_secret, endpoint.previous_secret_expires_at, e.id, e.type, e.created_at, e.data

@@ -15,6 +15,8 @@ const REFILL_BELOW = 32;
 const FALLBACK_BATCH = 4;
 /** Addresses a worker derives between two yields to its event loop (~0.5 ms each). */
 const DERIVE_CHUNK = 50;
+/** A refill recounts the pool after this many addresses, so workers refilling at once stop near `size`. */
+const RECOUNT_EVERY = 10_000;
 
 /**
  * The API side of the pre-derived address pool (migration 20261126060000): custodial deposit addresses for new
@@ -81,9 +83,10 @@ export type AddressSource = ReturnType<typeof createAddressSource>;
  * (default: any shortfall), deriving in chunks that yield to the event
  * loop so scans and deliveries in the same process keep running. Indices come from the same sequence as every
  * other custodial address, so a pooled address can never collide with one derived elsewhere. The pool is counted
- * once per call, not after every chunk (at 250k rows a count takes ≈ 30 ms, and refilling counted thousands of
- * times); workers filling at once may then overshoot `size`, by up to a refill each: harmless, the addresses are
- * used later. Returns how many the pool held when counted, and how many it added.
+ * when a pass starts and again every RECOUNT_EVERY addresses, not after every chunk (at 250k rows a count takes
+ * ≈ 30 ms, and a refill counted thousands of times); workers filling at once may overshoot `size` by up to that
+ * many each: harmless, the addresses are used later. Returns how many the pool held when the pass started, and how
+ * many it added.
  */
 export async function fillAddressPool(
   db: Db,
@@ -92,12 +95,20 @@ export async function fillAddressPool(
   refillAtOrBelow = size,
 ): Promise<{ stocked: number; added: number }> {
   const fingerprint = wallet.fingerprint();
-  const { rows } = await db.raw(`SELECT count(*)::int AS n FROM deposit_address_pool WHERE wallet_fingerprint = ?`, [fingerprint]);
-  const stocked = rows[0].n as number;
+  const countPool = async () =>
+    (await db.raw(`SELECT count(*)::int AS n FROM deposit_address_pool WHERE wallet_fingerprint = ?`, [fingerprint])).rows[0].n as number;
+  const stocked = await countPool();
+  if (stocked > refillAtOrBelow) return { stocked, added: 0 };
   let added = 0;
-  if (stocked > refillAtOrBelow) return { stocked, added };
-  while (stocked + added < size) {
-    const n = Math.min(size - stocked - added, DERIVE_CHUNK);
+  let counted = stocked;
+  let sinceCount = 0;
+  while (counted + sinceCount < size) {
+    if (sinceCount >= RECOUNT_EVERY) {
+      counted = await countPool();
+      sinceCount = 0;
+      continue;
+    }
+    const n = Math.min(size - counted - sinceCount, DERIVE_CHUNK);
     const reserved = await db.raw(`SELECT nextval('deposit_address_index_seq') AS index FROM generate_series(1, ?)`, [n]);
     const derived = (reserved.rows as { index: number }[]).map((r) => ({
       address_index: Number(r.index),
@@ -106,6 +117,7 @@ export async function fillAddressPool(
     }));
     await db('deposit_address_pool').insert(derived);
     added += derived.length;
+    sinceCount += derived.length;
     await yieldToEventLoop();
   }
   return { stocked, added };

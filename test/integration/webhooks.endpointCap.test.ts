@@ -22,7 +22,9 @@ describe('webhooks: the per-endpoint cap holds under concurrent workers (API + w
   before(async () => {
     gw = await startGateway({
       workers: 2,
-      env: { WORKER_CONCURRENCY: '6', WEBHOOK_ENDPOINT_CONCURRENCY: '2', WEBHOOK_RETRY_SCHEDULE: '0.2,0.2,0.2' },
+      // A deferred delivery's fallback timer is at least WEBHOOK_TIMEOUT_MS away: at 60 s, every delivery arriving within
+      // the waits below was woken by a finishing attempt, so a lost wake-up fails the test instead of merely slowing it.
+      env: { WORKER_CONCURRENCY: '6', WEBHOOK_ENDPOINT_CONCURRENCY: '2', WEBHOOK_RETRY_SCHEDULE: '0.2,0.2,0.2', WEBHOOK_TIMEOUT_MS: '60000' },
     });
     server = createServer((req, res) => {
       open++;
@@ -62,7 +64,7 @@ describe('webhooks: the per-endpoint cap holds under concurrent workers (API + w
     await waitFor(async () => {
       const done = await gw.db('webhook_deliveries').whereIn('id', deliveries).where({ status: 'succeeded' }).count('* as n').first();
       return Number(done!.n) === deliveries.length;
-    }, 60_000, () => gw.logs());
+    }, 45_000, () => gw.logs());
 
     expect(maxOpen).to.be.at.most(2);
     expect(maxOpen).to.equal(2); // the cap was reached, so it was what held them back
@@ -77,7 +79,8 @@ describe('webhooks: the per-endpoint cap holds under concurrent workers (API + w
   });
 
   // Disabling takes the endpoint's row and then fails its pending deliveries; leases and outcomes lock a delivery
-  // and then the endpoint's slots. Both orders must be able to run at once without a deadlock or a lost delivery.
+  // and then the endpoint's slots. Both must be able to run at once without a deadlock or a delivery left pending.
+  // (A behaviour check under load: a deadlock needs an unlucky interleaving, so a run without one proves little.)
   it('disabling the endpoint while its deliveries are leased and finishing answers 200, and no delivery is left pending', async () => {
     const m = await createTestMerchant(gw);
     const ep = await call(gw, 'POST', '/api/v1/webhook-endpoints', { auth: m.api_key, body: { url } });
