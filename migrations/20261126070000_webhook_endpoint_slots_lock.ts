@@ -6,8 +6,8 @@ import { up as createDeliveryFunctions } from './20261126051000_webhook_delivery
 // - The lease's update named its delivery by id *and* by status = 'pending' and next_attempt_at <= due. Once
 //   autovacuum's statistics said few deliveries were pending (the POST figure left 100k failed ones), the planner
 //   took the partial index of pending deliveries and walked every due entry (~5,000, 1.8 ms) instead of the
-//   primary key (0.05 ms). The lease now locks the delivery's row by id, checks its state in plpgsql, and updates
-//   it by id alone.
+//   primary key (0.05 ms). The lease now reads, then locks, the delivery's row by id, checks its state in plpgsql,
+//   and updates it by id alone.
 // - That update ran under the endpoint's row lock, so every other attempt to the endpoint queued behind it (lock
 //   waits averaged 1.2 ms). Now the endpoint's slots are locked only once the delivery's row is held: the critical
 //   section is the in-flight count and one update by primary key (or the wake-up of a deferred delivery).

@@ -100,15 +100,15 @@ export async function fillAddressPool(
   const stocked = await countPool();
   if (stocked > refillAtOrBelow) return { stocked, added: 0 };
   let added = 0;
-  let counted = stocked;
+  let level = stocked;
   let sinceCount = 0;
-  while (counted + sinceCount < size) {
+  while (level < size) {
     if (sinceCount >= RECOUNT_EVERY) {
-      counted = await countPool();
+      level = await countPool();
       sinceCount = 0;
       continue;
     }
-    const n = Math.min(size - counted - sinceCount, DERIVE_CHUNK);
+    const n = Math.min(size - level, DERIVE_CHUNK);
     const reserved = await db.raw(`SELECT nextval('deposit_address_index_seq') AS index FROM generate_series(1, ?)`, [n]);
     const derived = (reserved.rows as { index: number }[]).map((r) => ({
       address_index: Number(r.index),
@@ -118,6 +118,7 @@ export async function fillAddressPool(
     await db('deposit_address_pool').insert(derived);
     added += derived.length;
     sinceCount += derived.length;
+    level += derived.length;
     await yieldToEventLoop();
   }
   return { stocked, added };

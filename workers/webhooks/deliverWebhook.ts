@@ -211,10 +211,10 @@ async function recordFailure(
 
 /**
  * Takes the delivery's lease, or says why not: one call of webhook_lease_delivery
- * (migrations/20261126070000_webhook_endpoint_slots_lock.ts), which reads the delivery and its endpoint, leases the
- * delivery (conditional on it still being pending and due), then takes the endpoint's slots lock and counts its
- * attempts in flight, this one included, against WEBHOOK_ENDPOINT_CONCURRENCY: over it, the lease becomes a
- * deferral. Under that lock, held to commit, the count cannot race with another worker's lease or outcome.
+ * (migrations/20261126070000_webhook_endpoint_slots_lock.ts), which skips a delivery no longer pending and due,
+ * locks it, reads its endpoint, then takes the endpoint's slots lock, counts the attempts in flight against
+ * WEBHOOK_ENDPOINT_CONCURRENCY, and leases or defers the delivery with one update. Under that lock, held to commit,
+ * the count cannot race with another worker's lease or outcome.
  */
 async function leaseDelivery(db: Db, config: DeliverConfig, deliveryId: string): Promise<Lease> {
   const now = new Date();
