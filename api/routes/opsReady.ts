@@ -25,6 +25,31 @@ async function check(run: () => Promise<unknown>): Promise<Check> {
   }
 }
 
+const CONNECTING = new Set(['connecting', 'connect']);
+
+/**
+ * PING, after the connection attempt in progress (if any) settles. The API's producer connection does not queue
+ * commands (`enableOfflineQueue: false`, shared/queues/redis.ts), so a PING sent while the API's connection is still being made — in the first moments after
+ * start, when an orchestrator already probes /ready — would fail although Redis is fine.
+ */
+export async function pingRedis(redis: RedisConnection, timeoutMs = CHECK_TIMEOUT_MS): Promise<void> {
+  if (CONNECTING.has(redis.status)) {
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        redis.off('ready', done);
+        redis.off('close', done);
+        resolve();
+      };
+      // Settles on the attempt's outcome; the PING below then reports it. The timer only removes the listeners.
+      const timer = setTimeout(done, timeoutMs);
+      redis.once('ready', done);
+      redis.once('close', done);
+    });
+  }
+  if ((await redis.ping()) !== 'PONG') throw new Error('unexpected PING reply');
+}
+
 /**
  * GET /ready: readiness for a load balancer or orchestrator. 200 only when Postgres, Redis and every configured
  * chain's RPC answer and the schema is at the newest migration; otherwise 503 naming what failed. All checks run
@@ -43,9 +68,7 @@ export function readyRoutes(deps: { config: Config; db: Db; redis: RedisConnecti
     });
     const [postgres, redis, migrations, chains] = await Promise.all([
       check(() => deps.db.raw('select 1')),
-      check(async () => {
-        if ((await deps.redis.ping()) !== 'PONG') throw new Error('unexpected PING reply');
-      }),
+      check(() => pingRedis(deps.redis)),
       check(async () => {
         if (!(await migrationsCurrent(deps.db))) throw new Error('pending migrations: run the release phase (npm run migrate)');
       }),

@@ -3,6 +3,8 @@ import path from 'node:path';
 import { call, startGateway, waitFor, type Gateway } from '../support/gateway.js';
 import { freePort } from '../../scripts/devstack/ports.js';
 import { startRedis, type RedisHandle } from '../../scripts/devstack/redis.js';
+import { createRedis } from '../../shared/queues/redis.js';
+import { pingRedis } from '../../api/routes/opsReady.js';
 
 /** GET /health is liveness; GET /ready says whether this API can serve: Postgres, Redis, every chain, schema. */
 describe('ops: /health and /ready', function () {
@@ -83,6 +85,33 @@ describe('ops: /health and /ready', function () {
       expect(res.body.failed).to.deep.equal(['redis', 'chain:424242']);
       expect(res.body.checks.postgres).to.deep.equal({ ok: true });
       expect((await call(gw, 'GET', '/health')).status).to.equal(200); // liveness does not depend on Redis
+    });
+  });
+
+  describe("the Redis check on the API's own (producer) connection", () => {
+    it('waits for a connection still being made, so a fresh API is not reported without Redis', async () => {
+      const { getTestStack } = await import('../support/stack.js');
+      const redis = createRedis((await getTestStack()).redisUrl, 'producer');
+      try {
+        expect(redis.status).to.be.oneOf(['connecting', 'connect']); // a PING now would be refused
+        await pingRedis(redis);
+        expect(redis.status).to.equal('ready');
+      } finally {
+        redis.disconnect();
+      }
+    });
+
+    it('still fails, within its timeout, when nothing answers', async () => {
+      const redis = createRedis(`redis://127.0.0.1:${await freePort()}`, 'producer');
+      const started = Date.now();
+      try {
+        let error: Error | undefined;
+        await pingRedis(redis, 1000).catch((err: Error) => (error = err));
+        expect(error, 'a PING to a dead port must fail').to.be.an('error');
+        expect(Date.now() - started).to.be.below(3000);
+      } finally {
+        redis.disconnect();
+      }
     });
   });
 });
