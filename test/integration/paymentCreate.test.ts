@@ -63,6 +63,15 @@ describe('payment creation: address pool, one statement, cached merchant setting
     expect(deliveries[0].id).to.match(/^whd_[0-9A-Za-z]{22}$/);
   });
 
+  it('ids made in SQL (payflow_new_id) look like ids made in JavaScript, never repeat, and use every character everywhere', async () => {
+    const { rows } = await gw.db.raw(`SELECT payflow_new_id('whd') AS id FROM generate_series(1, 20000)`);
+    const ids = (rows as { id: string }[]).map((r) => r.id);
+    for (const id of ids) expect(id).to.match(/^whd_[0-9A-Za-z]{22}$/);
+    expect(new Set(ids).size).to.equal(ids.length);
+    // No position is fixed or narrowed (as raw UUID bytes would make the version's): each shows 60+ of the 62.
+    for (let pos = 4; pos < 26; pos++) expect(new Set(ids.map((id) => id[pos])).size, `characters at position ${pos}`).to.be.at.least(60);
+  });
+
   it('a duplicate order_id is still a 409 naming the first payment, and writes nothing', async () => {
     const first = await create({ amount: '1', currency: 'ETH', order_id: 'dup-1' });
     const before = Number((await gw.db('events').count('* as n').first())!.n);
