@@ -7,7 +7,7 @@ import { requestContext } from './middleware/requestContext.js';
 import { jsonBody } from './middleware/jsonBody.js';
 import { merchantAuth, merchantIdOf } from './auth/merchantAuth.js';
 import { createApiKeyCache } from './auth/apiKeyCache.js';
-import { compressJson, conditionalGet, corsFor, securityHeaders } from './middleware/http.js';
+import { compressJson, conditionalGet, corsFor, securityHeaders, serializeJson } from './middleware/http.js';
 import { idempotency } from './middleware/idempotency.js';
 import { ipRateLimit, merchantRateLimit } from './middleware/rateLimit.js';
 import { apiDocsRoutes } from './routes/apiDocs.js';
@@ -43,6 +43,7 @@ export function createApp(deps: ApiDeps): Koa {
   if (deps.config.corsOrigins.length > 0) app.use(corsFor(deps.config.corsOrigins));
   app.use(compressJson());
   app.use(conditionalGet());
+  app.use(serializeJson());
   app.use(errorHandler());
   // Everything outside /api/ (ops, docs, checkout, admin) is skipped by /api/ requests, the hot ones: each router
   // matches a request against every route it has, and there are six of them.
@@ -78,7 +79,11 @@ export function createApp(deps: ApiDeps): Koa {
   app.use((ctx, next) => {
     if (!ctx.path.startsWith('/api/')) return next();
     const key = bearerKey(ctx);
-    return key !== undefined && apiKeys.isKnownActive(key) ? next() : perIp(ctx, next);
+    const known = key === undefined ? undefined : apiKeys.knownActive(key);
+    if (!known) return perIp(ctx, next);
+    // merchantAuth takes the key found here instead of hashing the credential a second time.
+    ctx.state.knownApiKey = known;
+    return next();
   });
 
   const publicV1 = new Router({ prefix: '/api/v1' });

@@ -11,8 +11,8 @@ export interface ApiKeyCache {
   findActive(apiKey: string): Promise<AuthenticatedKey | null>;
   /** Whether the key with this id is still active (for JWTs issued from it). */
   isActive(keyId: string): Promise<boolean>;
-  /** Whether this exact credential is an API key this process verified within the cache TTL (no I/O). */
-  isKnownActive(apiKey: string): boolean;
+  /** The key, if this exact credential is an API key this process verified within the cache TTL (no I/O). */
+  knownActive(apiKey: string): AuthenticatedKey | undefined;
   /** Drops a key from this process's cache (after a revocation here). */
   forget(keyId: string): void;
 }
@@ -53,9 +53,9 @@ export function createApiKeyCache(db: Db, ttlMs: number): ApiKeyCache {
       if (ttlMs > 0) remember(activeById, keyId, Date.now() + ttlMs);
       return true;
     },
-    isKnownActive(apiKey) {
+    knownActive(apiKey) {
       const hit = byHash.get(hashApiKey(apiKey));
-      return hit !== undefined && hit.until > Date.now();
+      return hit !== undefined && hit.until > Date.now() ? hit.key : undefined;
     },
     forget(keyId) {
       activeById.delete(keyId);

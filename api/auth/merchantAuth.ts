@@ -2,7 +2,7 @@ import { createSecretKey, type KeyObject } from 'node:crypto';
 import type Koa from 'koa';
 import jwt from 'koa-jwt';
 import { ApiError, unauthorized } from '../../shared/errors.js';
-import type { ApiKeyScope } from '../../shared/merchants/apiKeys.js';
+import type { ApiKeyScope, AuthenticatedKey } from '../../shared/merchants/apiKeys.js';
 import type { ApiKeyCache } from './apiKeyCache.js';
 
 export interface MerchantPrincipal {
@@ -28,7 +28,8 @@ export function merchantAuth(keys: ApiKeyCache, jwtSecret: KeyObject): Koa.Middl
     if (!match) throw unauthorized('Missing Authorization: Bearer <api key or token>');
     const credential = match[1];
     if (credential.startsWith('sk_')) {
-      const key = await keys.findActive(credential);
+      // Set in app.ts when this process verified the same credential within the cache TTL.
+      const key = (ctx.state.knownApiKey as AuthenticatedKey | undefined) ?? (await keys.findActive(credential));
       if (!key) throw unauthorized('Invalid API key');
       ctx.state.merchant = { merchantId: key.merchantId, scopes: key.scopes, via: 'api_key', keyId: key.keyId } satisfies MerchantPrincipal;
       return next();

@@ -73,3 +73,22 @@ export function conditionalGet(): Koa.Middleware {
     return fresh(ctx, () => tag(ctx, next));
   };
 }
+
+/**
+ * Turns a JSON body (a plain object or array) into its string once, on the way out. Koa would do it at the very
+ * end, but koa-compress reads the response's length first, for every response, and Koa computes that length
+ * of an object body by serialising it too; the ETag of a read hashed a third serialisation. Mount it inside
+ * compression and conditional GET, outside the error handler (error bodies are JSON too).
+ */
+export function serializeJson(): Koa.Middleware {
+  return async (ctx, next) => {
+    await next();
+    const body: unknown = ctx.body;
+    if (body === null || typeof body !== 'object') return;
+    const proto = Object.getPrototypeOf(body);
+    if (!(Array.isArray(body) || proto === Object.prototype || proto === null)) return; // Buffer, stream, Blob, …
+    if (!/\bjson\b/i.test(ctx.response.type)) return;
+    ctx.body = JSON.stringify(body); // the type stays JSON: Koa sets one for a string only when there is none
+  };
+}
+

@@ -383,6 +383,22 @@ describe('merchant API', function () {
       expect(changed.headers.etag).not.to.equal(etag);
     });
 
+    it('answers JSON, success or error, as application/json with a Content-Length of exactly its bytes', async () => {
+      const p = await call(gw, 'POST', '/api/v1/payments', { auth: alice.api_key, body: { amount: '1', currency: 'ETH', metadata: { note: 'café ☕' } } });
+      const answers = [
+        await rawGet(`/api/v1/payments/${p.body.id}`, { authorization: `Bearer ${alice.api_key}` }), // an object
+        await rawGet('/api/v1/payments?limit=2', { authorization: `Bearer ${alice.api_key}` }), // a list
+        await rawGet('/api/v1/payments/pay_missing', { authorization: `Bearer ${alice.api_key}` }), // an error
+      ];
+      expect(answers.map((a) => a.status)).to.deep.equal([200, 200, 404]);
+      for (const a of answers) {
+        expect(a.headers['content-type']).to.equal('application/json; charset=utf-8');
+        expect(Number(a.headers['content-length'])).to.equal(Buffer.byteLength(a.body));
+        expect(() => JSON.parse(a.body)).not.to.throw();
+      }
+      expect(JSON.parse(answers[0].body).metadata).to.deep.equal({ note: 'café ☕' });
+    });
+
     it('compresses JSON over 1 kB with br or gzip, and leaves small bodies alone', async () => {
       const big = await fetch(`${gw.apiUrl}/api/v1/payments?limit=20`, { headers: { authorization: `Bearer ${alice.api_key}`, 'accept-encoding': 'br' } });
       expect(big.headers.get('content-encoding')).to.equal('br');
