@@ -1,4 +1,5 @@
-import Router from '@koa/router';
+import type Router from '@koa/router';
+import { createRouter } from './router.js';
 import type { Config } from '../../shared/config.js';
 import { migrationsCurrent, type Db } from '../../shared/db.js';
 import { createRpcClient, hexToNumber, type RpcClient } from '../../shared/chain/rpcClient.js';
@@ -26,28 +27,37 @@ async function check(run: () => Promise<unknown>): Promise<Check> {
 }
 
 const CONNECTING = new Set(['connecting', 'connect']);
+const SETTLED = ['ready', 'close', 'end'] as const;
+/** One wait per connection attempt, however many /ready requests arrive meanwhile (each would add listeners). */
+const attempts = new WeakMap<RedisConnection, Promise<void>>();
 
 /**
  * PING, after the connection attempt in progress (if any) settles. The API's producer connection does not queue
- * commands (`enableOfflineQueue: false`, shared/queues/redis.ts), so a PING sent while the API's connection is still being made — in the first moments after
- * start, when an orchestrator already probes /ready — would fail although Redis is fine.
+ * commands (`enableOfflineQueue: false`, shared/queues/redis.ts), so a PING sent while the connection is still
+ * being made — in the first moments after start, when an orchestrator already probes /ready — would fail although
+ * Redis is fine. The wait is bounded below the check's own timeout, so the PING still answers for the outcome.
  */
-export async function pingRedis(redis: RedisConnection, timeoutMs = CHECK_TIMEOUT_MS): Promise<void> {
-  if (CONNECTING.has(redis.status)) {
-    await new Promise<void>((resolve) => {
+export async function pingRedis(redis: RedisConnection, waitMs = CHECK_TIMEOUT_MS - 500): Promise<void> {
+  if (CONNECTING.has(redis.status)) await attemptSettled(redis, waitMs);
+  if ((await redis.ping()) !== 'PONG') throw new Error('unexpected PING reply');
+}
+
+function attemptSettled(redis: RedisConnection, waitMs: number): Promise<void> {
+  let settled = attempts.get(redis);
+  if (!settled) {
+    settled = new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer);
-        redis.off('ready', done);
-        redis.off('close', done);
+        for (const event of SETTLED) redis.off(event, done);
+        attempts.delete(redis);
         resolve();
       };
-      // Settles on the attempt's outcome; the PING below then reports it. The timer only removes the listeners.
-      const timer = setTimeout(done, timeoutMs);
-      redis.once('ready', done);
-      redis.once('close', done);
+      const timer = setTimeout(done, waitMs);
+      for (const event of SETTLED) redis.once(event, done);
     });
+    attempts.set(redis, settled);
   }
-  if ((await redis.ping()) !== 'PONG') throw new Error('unexpected PING reply');
+  return settled;
 }
 
 /**
@@ -57,7 +67,7 @@ export async function pingRedis(redis: RedisConnection, timeoutMs = CHECK_TIMEOU
  */
 export function readyRoutes(deps: { config: Config; db: Db; redis: RedisConnection; isStopping?: () => boolean }): Router {
   const rpcs = new Map<number, RpcClient>(deps.config.chains.map((c) => [c.chainId, createRpcClient(c.rpcUrl, { timeoutMs: CHECK_TIMEOUT_MS })]));
-  const router = new Router();
+  const router = createRouter();
   router.get('/ready', async (ctx) => {
     const chainChecks = deps.config.chains.map(async (chain) => {
       const result = await check(async () => {
