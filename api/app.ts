@@ -1,5 +1,5 @@
 import Koa from 'koa';
-import Router from '@koa/router';
+import { createRouter } from './routes/router.js';
 import compose from 'koa-compose';
 import type { ApiDeps } from './deps.js';
 import { errorHandler } from './middleware/errors.js';
@@ -86,11 +86,11 @@ export function createApp(deps: ApiDeps): Koa {
     return next();
   });
 
-  const publicV1 = new Router({ prefix: '/api/v1' });
+  const publicV1 = createRouter('/api/v1');
   publicV1.use(authRoutes(deps).routes());
   app.use(publicV1.routes());
 
-  const v1 = new Router({ prefix: '/api/v1' });
+  const v1 = createRouter('/api/v1');
   v1.use(merchantAuth(deps.apiKeys!, deps.jwtKey));
   v1.use(merchantRateLimit({ ...limits, read: deps.config.rateLimitRead, write: deps.config.rateLimitWrite }));
   v1.use(idempotency(deps.db, { scopeOf: merchantIdOf, retentionHours: deps.config.idempotencyRetentionHours, secret: deps.config.jwtSecret }));

@@ -1,4 +1,5 @@
-import Router from '@koa/router';
+import type Router from '@koa/router';
+import { createRouter } from './router.js';
 import { isAddress, getAddress } from 'ethers';
 import { z } from 'zod';
 import { createMerchant } from '../../shared/merchants/createMerchant.js';
@@ -20,7 +21,7 @@ const createMerchantBody = z
   .strict();
 
 export function adminRoutes(deps: ApiDeps): Router {
-  const router = new Router({ prefix: '/admin/v1' });
+  const router = createRouter('/admin/v1');
   router.use(adminAuth(deps.config.adminToken));
   router.use(idempotency(deps.db, { scopeOf: () => 'admin', retentionHours: deps.config.idempotencyRetentionHours, secret: deps.config.jwtSecret }));
   router.post('/merchants', async (ctx) => {

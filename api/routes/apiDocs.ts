@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import Router from '@koa/router';
+import type Router from '@koa/router';
+import { createRouter } from './router.js';
 import { renderApiDocs } from '../docs/renderApiDocs.js';
 
 /** The OpenAPI document kept in the repo; every route the app registers must be in it (test/integration/openapi.test.ts). */
@@ -9,7 +10,7 @@ export const OPENAPI_PATH = new URL('../../docs/openapi.json', import.meta.url);
 export function apiDocsRoutes(): Router {
   const document = JSON.parse(readFileSync(OPENAPI_PATH, 'utf8'));
   const page = renderApiDocs(document);
-  const router = new Router();
+  const router = createRouter();
   router.get('/openapi.json', (ctx) => {
     ctx.body = document;
   });

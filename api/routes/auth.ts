@@ -1,4 +1,5 @@
-import Router from '@koa/router';
+import type Router from '@koa/router';
+import { createRouter } from './router.js';
 import jsonwebtoken from 'jsonwebtoken';
 import { z } from 'zod';
 import { unauthorized } from '../../shared/errors.js';
@@ -9,7 +10,7 @@ const tokenBody = z.object({ api_key: z.string().min(1).max(200) }).strict();
 
 /** POST /api/v1/auth/token: exchanges an API key for a short-lived JWT carrying the key's scopes. */
 export function authRoutes(deps: ApiDeps): Router {
-  const router = new Router();
+  const router = createRouter();
   router.post('/auth/token', async (ctx) => {
     const { api_key } = validate(tokenBody, ctx.request.body);
     const key = await deps.apiKeys!.findActive(api_key);

@@ -1,9 +1,10 @@
-import Router from '@koa/router';
+import type Router from '@koa/router';
+import { createRouter } from './router.js';
 import type { ApiDeps } from '../deps.js';
 import { requireScope } from '../auth/merchantAuth.js';
 
 export function chainRoutes(deps: ApiDeps): Router {
-  const router = new Router();
+  const router = createRouter();
   const body = {
     object: 'list',
     data: deps.config.chains.map((c) => ({

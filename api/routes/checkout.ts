@@ -1,4 +1,5 @@
-import Router from '@koa/router';
+import type Router from '@koa/router';
+import { createRouter } from './router.js';
 import { createHash } from 'node:crypto';
 import { ApiError, notFound } from '../../shared/errors.js';
 import type { ApiDeps } from '../deps.js';
@@ -14,7 +15,7 @@ import { ipRateLimit } from '../middleware/rateLimit.js';
  *   GET /pay/:id/status  the minimal JSON the script polls (ETag + no-cache: unchanged polls are 304s)
  */
 export function checkoutRoutes(deps: ApiDeps): Router {
-  const router = new Router({ prefix: '/pay' });
+  const router = createRouter('/pay');
   // The API's Redis limiter, with its own budget per client IP (customers are not merchants): shared by every API
   // process, and failing open when Redis is down so the page stays up.
   const perIp = ipRateLimit({

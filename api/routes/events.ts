@@ -1,4 +1,5 @@
-import Router from '@koa/router';
+import type Router from '@koa/router';
+import { createRouter } from './router.js';
 import { z } from 'zod';
 import { notFound } from '../../shared/errors.js';
 import type { ApiDeps } from '../deps.js';
@@ -38,7 +39,7 @@ const listEventsQuery = z
  * `type` filters by exact type, or by a prefix ending in `.*` (`payment.*`).
  */
 export function eventRoutes(deps: ApiDeps): Router {
-  const router = new Router();
+  const router = createRouter();
 
   router.get('/events', requireScope('read'), async (ctx) => {
     const filter = validate(listEventsQuery, ctx.query);

@@ -1,4 +1,5 @@
-import Router from '@koa/router';
+import type Router from '@koa/router';
+import { createRouter } from './router.js';
 import { z } from 'zod';
 import { merchantBalances, presentLedgerEntry, type LedgerEntryRow } from '../../shared/ledger/ledgerEntries.js';
 import type { ApiDeps } from '../deps.js';
@@ -20,7 +21,7 @@ const ledgerQuery = z
  * GET /api/v1/ledger — the ledger entries, newest first, cursor-paginated like every list.
  */
 export function ledgerRoutes(deps: ApiDeps): Router {
-  const router = new Router();
+  const router = createRouter();
 
   router.get('/balance', requireScope('read'), async (ctx) => {
     ctx.body = { object: 'balance', data: await merchantBalances(deps.db, merchantIdOf(ctx)) };

@@ -1,4 +1,5 @@
-import Router from '@koa/router';
+import type Router from '@koa/router';
+import { createRouter } from './router.js';
 import { getAddress, isAddress } from 'ethers';
 import { z } from 'zod';
 import type { Db } from '../../shared/db.js';
@@ -60,7 +61,7 @@ async function updateSettlement(db: Db, merchantId: string, input: unknown): Pro
 
 /** GET / PATCH /api/v1/merchant: the authenticated merchant's own settlement settings. */
 export function merchantRoutes(deps: ApiDeps): Router {
-  const router = new Router();
+  const router = createRouter();
   router.get('/merchant', requireScope('read'), async (ctx) => {
     const row: MerchantRow | undefined = await deps.db('merchants').where({ id: merchantIdOf(ctx) }).first();
     if (!row) throw notFound('merchant');
@@ -74,7 +75,7 @@ export function merchantRoutes(deps: ApiDeps): Router {
 
 /** PATCH /admin/v1/merchants/:id: the same settings, set by the operator. */
 export function merchantAdminRoutes(deps: ApiDeps): Router {
-  const router = new Router({ prefix: '/admin/v1' });
+  const router = createRouter('/admin/v1');
   router.use(adminAuth(deps.config.adminToken));
   router.patch('/merchants/:id', async (ctx) => {
     ctx.body = presentMerchant(await updateSettlement(deps.db, ctx.params.id, ctx.request.body));

@@ -1,4 +1,5 @@
-import Router from '@koa/router';
+import type Router from '@koa/router';
+import { createRouter } from './router.js';
 import type Koa from 'koa';
 import { httpRequestDuration, metricsAuthorized, metricsRegistry } from '../../shared/metrics.js';
 import { unauthorized } from '../../shared/errors.js';
@@ -21,7 +22,7 @@ export function httpMetrics(): Koa.Middleware {
 
 /** GET /metrics: Prometheus text format, behind METRICS_TOKEN (Bearer, or Basic with the token as password). */
 export function metricsRoutes(metricsToken: string): Router {
-  const router = new Router();
+  const router = createRouter();
   router.get('/metrics', async (ctx) => {
     if (!metricsAuthorized(ctx.get('authorization'), metricsToken)) {
       ctx.set('WWW-Authenticate', 'Basic realm="payflow metrics"');

@@ -1,4 +1,5 @@
-import Router from '@koa/router';
+import type Router from '@koa/router';
+import { createRouter } from './router.js';
 import { getAddress, isAddress } from 'ethers';
 import { z } from 'zod';
 import { ApiError, notFound } from '../../shared/errors.js';
@@ -26,7 +27,7 @@ const resolveBody = z
  * settlement carries out.
  */
 export function paymentResolutionRoutes(deps: ApiDeps): Router {
-  const router = new Router();
+  const router = createRouter();
   router.post('/payments/:id/resolve', requireScope('write'), async (ctx) => {
     const body = validate(resolveBody, ctx.request.body);
     if (body.refund_address && body.action !== 'refund') {

@@ -1,4 +1,5 @@
-import Router from '@koa/router';
+import type Router from '@koa/router';
+import { createRouter } from './router.js';
 import { z } from 'zod';
 import { ApiError, notFound } from '../../shared/errors.js';
 import type { Db } from '../../shared/db.js';
@@ -43,7 +44,7 @@ const cancelBody = z.object({}).strict();
 const listPaymentsQuery = z.object({ status: z.enum(PAYMENT_STATUSES).optional() }).passthrough();
 
 export function paymentRoutes(deps: ApiDeps): Router {
-  const router = new Router();
+  const router = createRouter();
 
   const createDeps = {
     db: deps.db,

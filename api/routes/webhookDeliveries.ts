@@ -1,11 +1,12 @@
-import Router from '@koa/router';
+import type Router from '@koa/router';
+import { createRouter } from './router.js';
 import { ApiError, notFound } from '../../shared/errors.js';
 import { attemptsByDelivery, presentDelivery, redeliverInTx, type WebhookDeliveryRow } from '../../shared/webhooks/deliveries.js';
 import type { ApiDeps } from '../deps.js';
 import { merchantIdOf, requireScope } from '../auth/merchantAuth.js';
 
 export function webhookDeliveryRoutes(deps: ApiDeps): Router {
-  const router = new Router();
+  const router = createRouter();
 
   /** A delivery of the merchant's, through its endpoint (deleted endpoints' deliveries stay readable). */
   const findDelivery = (merchantId: string, id: string): Promise<(WebhookDeliveryRow & { endpoint_enabled: boolean; endpoint_deleted_at: Date | null }) | undefined> =>

@@ -1,4 +1,5 @@
-import Router from '@koa/router';
+import type Router from '@koa/router';
+import { createRouter } from './router.js';
 import { z } from 'zod';
 import { newId } from '../../shared/ids.js';
 import { ApiError, notFound } from '../../shared/errors.js';
@@ -43,7 +44,7 @@ const deliveryListQuery = z.object({ status: z.enum(['pending', 'succeeded', 'fa
 const storedEvents = (events: string[] | undefined) => (!events || events.includes('*') ? [] : [...new Set(events)]);
 
 export function webhookEndpointRoutes(deps: ApiDeps): Router {
-  const router = new Router();
+  const router = createRouter();
 
   /** SSRF guard at registration; the delivery-time half is in workers/webhooks/postWebhook.ts. */
   async function assertUrlAllowed(url: string) {

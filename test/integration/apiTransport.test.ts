@@ -88,6 +88,20 @@ describe('API transport: rate limits, proxies, HTTP/2, logs', function () {
       expect((await from('203.0.113.7, 198.51.100.201')).status).to.equal(401);
     });
 
+    it('paths are case-sensitive: /API/v1/… is no way round the per-IP limit', async () => {
+      const ip = { 'x-forwarded-for': '203.0.113.90' };
+      for (let i = 0; i < 60; i++) expect((await call(gw, 'GET', '/api/v1/chains', { headers: ip })).status).to.equal(401);
+      expect((await call(gw, 'GET', '/api/v1/chains', { headers: ip })).status).to.equal(429);
+      // Once these reached the routes (which matched regardless of case) while the limit, keyed on `/api/`, let
+      // them by: a guess at an API key per request, unlimited.
+      for (const path of ['/API/v1/chains', '/Api/v1/payments']) {
+        const res = await call(gw, 'GET', path, { headers: ip });
+        expect(res.status, path).to.equal(404);
+        expect(res.body.error.code, path).to.equal('route_not_found');
+      }
+      expect((await call(gw, 'GET', '/api/V1/chains', { headers: ip })).status).to.equal(429);
+    });
+
     it('a verified API key is bounded by its own budget, not by its IP: it neither spends nor is refused the IP budget', async () => {
       const key = (await call(gw, 'POST', `/admin/v1/merchants/${shop.id}/keys`, { auth: gw.adminToken, body: {} })).body.key as string;
       const ip = { 'x-forwarded-for': '203.0.113.50' };
