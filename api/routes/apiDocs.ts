@@ -11,8 +11,10 @@ export function apiDocsRoutes(): Router {
   const document = JSON.parse(readFileSync(OPENAPI_PATH, 'utf8'));
   const page = renderApiDocs(document);
   const router = createRouter();
+  const documentJson = JSON.stringify(document); // the same bytes every time: serialised once, not per request
   router.get('/openapi.json', (ctx) => {
-    ctx.body = document;
+    ctx.type = 'json';
+    ctx.body = documentJson;
   });
   router.get('/docs', (ctx) => {
     ctx.type = 'text/html; charset=utf-8';

@@ -5,7 +5,8 @@ import { requireScope } from '../auth/merchantAuth.js';
 
 export function chainRoutes(deps: ApiDeps): Router {
   const router = createRouter();
-  const body = {
+  // Fixed by the configuration: serialised once, not per request.
+  const body = JSON.stringify({
     object: 'list',
     data: deps.config.chains.map((c) => ({
       chain_id: c.chainId,
@@ -18,8 +19,9 @@ export function chainRoutes(deps: ApiDeps): Router {
       ],
     })),
     has_more: false,
-  };
+  });
   router.get('/chains', requireScope('read'), (ctx) => {
+    ctx.type = 'json';
     ctx.body = body;
   });
   return router;

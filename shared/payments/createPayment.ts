@@ -220,13 +220,15 @@ const CREATE_CUSTODIAL_SQL = `
   )${fanOutCtes()}
   SELECT (SELECT coalesce(array_agg(id), '{}') FROM p) AS created, ${FAN_OUT_JOBS}`;
 
-/** One payment of a batch: its row, in the order of the statement's arrays ($3, the third, is the payment id). */
+/** One payment of a batch: its row, in the order of the statement's arrays. */
 type CustodialRow = unknown[];
+/** Where the payment id sits in a row ($3). */
+const PAYMENT_ID = 2;
 export type CustodialInserter = (row: CustodialRow) => Promise<boolean>;
 
 /**
- * The batched statement (one per API process, built with its address source): resolves each row to whether it
- * was inserted, and wakes the outbox relay after a batch that wrote jobs.
+ * The batched statement (one per API process, built with its relay waker): resolves each row to whether it was
+ * inserted, and wakes the outbox relay after a batch that wrote jobs.
  */
 export function createCustodialInserter(db: Db, wakeRelay: () => void): CustodialInserter {
   return createBatcher<CustodialRow, boolean>(async (rows) => {
@@ -234,7 +236,7 @@ export function createCustodialInserter(db: Db, wakeRelay: () => void): Custodia
     const [result] = await queryPrepared<{ created: string[]; jobs: number }>(db, 'create_custodial_payments', CREATE_CUSTODIAL_SQL, columns);
     if (result.jobs > 0) wakeRelay();
     const created = new Set(result.created);
-    return rows.map((r) => created.has(r[2] as string));
+    return rows.map((r) => created.has(r[PAYMENT_ID] as string));
   }, BATCHING);
 }
 
