@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import { Webhook } from 'standardwebhooks';
 import { call, createTestMerchant, startGateway, waitFor, type Gateway } from '../support/gateway.js';
 import { startWebhookTarget, type TargetAnswer } from '../support/webhookTarget.js';
@@ -273,6 +274,42 @@ describe('webhooks: delivery log, retries, endpoint management (API + worker pro
     const t2 = await sendTest(m.api_key, healthy.id);
     await waitForDelivery(m.api_key, t2.delivery_id, (x) => x.status === 'succeeded');
     expect((await call(gw, 'GET', `/api/v1/webhook-endpoints/${healthy.id}`, { auth: m.api_key })).body).to.include({ enabled: true, failing_since: null });
+  });
+
+  it('a failed attempt being recorded does not hold up payment creation for the endpoint\'s merchant', async () => {
+    const m = await createTestMerchant(gw);
+    const t = await target(() => 'hang');
+    const ep = await endpoint(m.api_key, t.url);
+    const { delivery_id } = await sendTest(m.api_key, ep.id);
+    await waitFor(async () => t.requests.length === 1, 20_000, () => gw.logs());
+    // The attempt is leased and in flight. Holding the endpoint's slots lock (webhook_lock_endpoint_slots) from a
+    // session of our own stops the failure's transaction at its last step, with the endpoint's row lock taken.
+    const holder = new pg.Client({ connectionString: gw.databaseUrl });
+    await holder.connect();
+    try {
+      await holder.query(`SELECT pg_advisory_lock(x'7e6b'::int, hashtext($1))`, [ep.id]);
+      t.release(500);
+      // The worker's transaction waits for the slots lock, and has locked a row of webhook_endpoints (RowShareLock).
+      await waitFor(async () => {
+        const { rows } = await holder.query(
+          `SELECT 1 FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid AND l.relation = 'webhook_endpoints'::regclass AND l.mode = 'RowShareLock'
+            WHERE a.wait_event_type = 'Lock' AND a.wait_event = 'advisory' AND a.application_name = 'payflow-worker'`,
+        );
+        return rows.length > 0;
+      }, 20_000, () => gw.logs());
+
+      // A new payment's delivery to that endpoint checks its foreign key (FOR KEY SHARE) on the locked row.
+      const created = await Promise.race([
+        call(gw, 'POST', '/api/v1/payments', { auth: m.api_key, body: { amount: '0.01', currency: 'ETH' } }),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error('payment creation waited on the endpoint row lock')), 5000)),
+      ]);
+      expect(created.status, JSON.stringify(created.body)).to.equal(201);
+      const deliveries = await gw.db('webhook_deliveries as d').join('events as e', 'e.id', 'd.event_id').where({ 'e.payment_id': created.body.id, 'd.endpoint_id': ep.id });
+      expect(deliveries).to.have.length(1);
+    } finally {
+      await holder.end();
+    }
+    await waitForDelivery(m.api_key, delivery_id, (x) => x.attempt_count >= 1 && x.attempts[0].status_code === 500);
   });
 
   it('a delivery whose BullMQ job vanished (Redis lost its keys) is re-queued from Postgres and delivered', async () => {

@@ -153,8 +153,11 @@ async function recordFailure(
     const now = new Date();
     await trx('webhook_attempts').insert({ delivery_id: deliveryId, attempt, status_code: statusCode, duration_ms: durationMs, error, response_snippet: snippet });
     // The endpoint's row lock orders this with the other outcomes that move its failure clock or disable it. (Leases
-    // and wake-ups are ordered by the endpoint's slots lock, taken last, in webhook_wake_deferred.)
-    const current: WebhookEndpointRow = await trx('webhook_endpoints').where({ id: endpoint.id }).forUpdate().first();
+    // and wake-ups are ordered by the endpoint's slots lock, taken last, in webhook_wake_deferred.) NO KEY UPDATE,
+    // as an UPDATE of the row takes: FOR UPDATE would also block the foreign-key check of every delivery inserted
+    // for the endpoint meanwhile, so each failed attempt stalled the merchant's payment creation, and with it every
+    // payment batched in the same statement (createPayment.ts).
+    const current: WebhookEndpointRow = await trx('webhook_endpoints').where({ id: endpoint.id }).forNoKeyUpdate().first();
     const finish = (status: 'pending' | 'failed', nextAttemptAt: Date) =>
       trx('webhook_deliveries').where({ id: deliveryId }).update({
         status,
