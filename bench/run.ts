@@ -102,6 +102,29 @@ function cpuMs(pid: number, children = false): number {
 }
 
 /**
+ * CPU time (ms) used so far by the Postgres backends (children of `postmaster`) serving connections whose
+ * application_name is `applicationName`: what the API's or the worker's own statements cost Postgres. The backends
+ * are found before each run (`refresh`).
+ */
+function postgresBackendsCpu(db: Gateway['db'], applicationName: string) {
+  let pids: number[] = [];
+  const lastRead = new Map<number, number>();
+  return {
+    async refresh() {
+      const { rows } = await db.raw(`SELECT pid FROM pg_stat_activity WHERE application_name = ?`, [applicationName]);
+      pids = (rows as { pid: number }[]).map((r) => r.pid);
+    },
+    // A backend that exits during the run (the pool reaping an idle connection) keeps the last figure read.
+    meter: () =>
+      pids.reduce((total, pid) => {
+        const used = cpuMs(pid) || lastRead.get(pid) || 0;
+        lastRead.set(pid, used);
+        return total + used;
+      }, 0),
+  };
+}
+
+/**
  * CPU per request during one run, by who spent it (`meters`: CPU ms used so far, e.g. the server under test, the
  * worker, Postgres), plus the load generator (this process, where autocannon runs). On 2 cores the sum bounds
  * throughput, so this says where a ratio is lost.
@@ -175,14 +198,16 @@ function startWaitSampler(db: Gateway['db']) {
  * from other processes drifts, and alternating puts both sides under the same drift. The round with the median
  * ratio is reported; every round is kept in the raw results.
  */
-type Side = LoadOptions & { cpu?: Record<string, () => number> };
+type Side = LoadOptions & { cpu?: Record<string, () => number>; beforeRun?: () => Promise<void> };
 async function compare(base: Side, api: Side): Promise<{ a: LoadResult; b: LoadResult; ratio: number; rounds: { a: LoadResult; b: LoadResult; ratio: number }[] }> {
   await runLoad({ ...base, duration: warmup, amount: undefined });
   await runLoad({ ...api, duration: warmup, amount: undefined });
   const rounds: { a: LoadResult; b: LoadResult; ratio: number; apiPostgresWaits?: Record<string, number> }[] = [];
   for (let i = 0; i < compareRounds; i++) {
+    await base.beforeRun?.();
     const b = await withCpu(() => runLoad(base), base.cpu);
     const sampling = waitSampler?.();
+    await api.beforeRun?.();
     const a = await withCpu(() => runLoad(api), api.cpu);
     const waits = await sampling?.stop();
     rounds.push({ a, b, ratio: ratio(a.rps, b.rps), ...(waits ? { apiPostgresWaits: waits } : {}) });
@@ -227,7 +252,20 @@ async function main() {
   if (pgWaits) waitSampler = startWaitSampler(gw.db);
   const postmaster = Number(readFileSync(path.join(gw.stack.dir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
   const postgresCpu = () => cpuMs(postmaster, true);
-  const gatewayCpu = { server: () => cpuMs(gw.api.pid!), worker: () => cpuMs(gw.workers[0].pid!), postgres: postgresCpu };
+  // Postgres's share split by whose statements it ran: the API's connections, the worker's (the rest is
+  // Postgres's own processes: WAL writer, checkpointer, autovacuum).
+  const apiBackends = postgresBackendsCpu(gw.db, 'payflow-api');
+  const workerBackends = postgresBackendsCpu(gw.db, 'payflow-worker');
+  const gatewayCpu = {
+    server: () => cpuMs(gw.api.pid!),
+    worker: () => cpuMs(gw.workers[0].pid!),
+    postgres: postgresCpu,
+    'postgres for server': apiBackends.meter,
+    'postgres for worker': workerBackends.meter,
+  };
+  const findGatewayBackends = async () => {
+    await Promise.all([apiBackends.refresh(), workerBackends.refresh()]);
+  };
   const baselineCpu = (child: ChildProcess) => ({ server: () => cpuMs(child.pid!), postgres: postgresCpu });
   const baselineEnv = { DATABASE_URL: gw.databaseUrl, REDIS_URL: gw.stack.redisUrl, DATABASE_POOL_MAX: poolMax };
   const merchant = await createTestMerchant(gw, 'Bench Shop');
@@ -245,7 +283,7 @@ async function main() {
     if (wants('health')) {
       say('GET /health vs bare node:http…');
       const base = await startBaseline('hello', baselineEnv);
-      const { a, b, ratio: r, rounds } = await compare({ url: `${base.url}/health`, connections: 64, duration, cpu: baselineCpu(base.child) }, { url: `${gw.apiUrl}/health`, connections: 64, duration, cpu: gatewayCpu });
+      const { a, b, ratio: r, rounds } = await compare({ url: `${base.url}/health`, connections: 64, duration, cpu: baselineCpu(base.child) }, { url: `${gw.apiUrl}/health`, connections: 64, duration, cpu: gatewayCpu, beforeRun: findGatewayBackends });
       await stopChild(base.child);
       raw.health = { api: a, baseline: b, rounds };
       rows.push({ figure: 'GET /health (64 conns)', value: fmt(a), baseline: fmt(b), ratio: r, target: '≥ 0.8×', pass: r >= 0.8 && a.errors === 0 });
@@ -270,7 +308,7 @@ async function main() {
       const base = await startBaseline('select', baselineEnv);
       const { a, b, ratio: r, rounds } = await compare(
         { url: base.url, paths: paymentIds.map((id) => `/payments/${id}`), connections: 64, duration, cpu: baselineCpu(base.child) },
-        { ...paymentReads, connections: 64, duration, cpu: gatewayCpu },
+        { ...paymentReads, connections: 64, duration, cpu: gatewayCpu, beforeRun: findGatewayBackends },
       );
       await stopChild(base.child);
       raw.getPayment = { api: a, baseline: b, rounds };
@@ -291,7 +329,7 @@ async function main() {
       const base = await startBaseline('insert', baselineEnv);
       const { a, b, ratio: r, rounds } = await compare(
         { url: `${base.url}/payments`, connections: 64, duration, method: 'POST', headers: json, body: paymentBody, cpu: baselineCpu(base.child) },
-        { url: `${gw.apiUrl}/api/v1/payments`, connections: 64, duration, method: 'POST', headers: { ...auth, ...json }, body: paymentBody, cpu: gatewayCpu },
+        { url: `${gw.apiUrl}/api/v1/payments`, connections: 64, duration, method: 'POST', headers: { ...auth, ...json }, body: paymentBody, cpu: gatewayCpu, beforeRun: findGatewayBackends },
       );
       await stopChild(base.child);
       const jobsQueued = await hooks.count();
