@@ -10,6 +10,8 @@ export interface LoadResult {
   non2xx: number;
   /** Set by bench/run.ts withCpu: CPU µs per request by process (server, worker, Postgres, load generator). */
   cpuUsPerRequest?: Record<string, number>;
+  /** Set by bench/run.ts withGc for the API's runs: full collections per second, share of the run's time in GC. */
+  apiGc?: { majorPerSecond: number; gcShare: number };
 }
 
 export interface LoadOptions {

@@ -198,7 +198,39 @@ function startWaitSampler(db: Gateway['db']) {
  * from other processes drifts, and alternating puts both sides under the same drift. The round with the median
  * ratio is reported; every round is kept in the raw results.
  */
-type Side = LoadOptions & { cpu?: Record<string, () => number>; beforeRun?: () => Promise<void> };
+type Side = LoadOptions & { cpu?: Record<string, () => number>; beforeRun?: () => Promise<void>; gc?: () => Promise<GcReading> };
+
+/** The API's garbage collections so far, from its own /metrics (prom-client's nodejs_gc_duration_seconds). */
+interface GcReading {
+  major: number;
+  seconds: number;
+}
+function apiGcReader(apiUrl: string, metricsToken: string) {
+  return async (): Promise<GcReading> => {
+    const res = await fetch(`${apiUrl}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`GET /metrics: ${res.status} ${text.slice(0, 200)}`);
+    const series = [...text.matchAll(/^payflow_nodejs_gc_duration_seconds_(count|sum)\{([^}]*)\} (\S+)$/gm)];
+    if (series.length === 0) throw new Error('GET /metrics: no payflow_nodejs_gc_duration_seconds series');
+    const total = (field: string, kind?: string) =>
+      series.filter((m) => m[1] === field && (!kind || m[2].includes(`kind="${kind}"`))).reduce((sum, m) => sum + Number(m[3]), 0);
+    return { major: total('count', 'major'), seconds: total('sum') };
+  };
+}
+
+/**
+ * Full collections per second, and the share of the run's wall time in GC: the API runs in one of two regimes under
+ * the same load (README "Performance", sixth session), and this says which one a round ran in.
+ */
+async function withGc(run: () => Promise<LoadResult>, gc?: () => Promise<GcReading>): Promise<LoadResult> {
+  if (!gc) return run();
+  const before = await gc();
+  const started = Date.now();
+  const result = await run();
+  const seconds = (Date.now() - started) / 1000;
+  const after = await gc();
+  return { ...result, apiGc: { majorPerSecond: Math.round(((after.major - before.major) / seconds) * 10) / 10, gcShare: Math.round(((after.seconds - before.seconds) / seconds) * 1000) / 1000 } };
+}
 async function compare(base: Side, api: Side): Promise<{ a: LoadResult; b: LoadResult; ratio: number; rounds: { a: LoadResult; b: LoadResult; ratio: number }[] }> {
   await runLoad({ ...base, duration: warmup, amount: undefined });
   await runLoad({ ...api, duration: warmup, amount: undefined });
@@ -208,11 +240,12 @@ async function compare(base: Side, api: Side): Promise<{ a: LoadResult; b: LoadR
     const b = await withCpu(() => runLoad(base), base.cpu);
     const sampling = waitSampler?.();
     await api.beforeRun?.();
-    const a = await withCpu(() => runLoad(api), api.cpu);
+    const a = await withGc(() => withCpu(() => runLoad(api), api.cpu), api.gc);
     const waits = await sampling?.stop();
     rounds.push({ a, b, ratio: ratio(a.rps, b.rps), ...(waits ? { apiPostgresWaits: waits } : {}) });
     const cpuLine = (c?: Record<string, number>) => (c ? Object.entries(c).map(([k, us]) => `${k} ${us}`).join(', ') : '?');
-    say(`  round ${i + 1}: ${a.rps} vs ${b.rps} req/s; CPU µs/request PayFlow: ${cpuLine(a.cpuUsPerRequest)} | baseline: ${cpuLine(b.cpuUsPerRequest)}`);
+    const gcLine = a.apiGc ? `; API GC: ${a.apiGc.majorPerSecond} full/s, ${Math.round(a.apiGc.gcShare * 1000) / 10} % of the run` : '';
+    say(`  round ${i + 1}: ${a.rps} vs ${b.rps} req/s; CPU µs/request PayFlow: ${cpuLine(a.cpuUsPerRequest)} | baseline: ${cpuLine(b.cpuUsPerRequest)}${gcLine}`);
   }
   const median = [...rounds].sort((x, y) => x.ratio - y.ratio)[Math.floor(rounds.length / 2)];
   return { ...median, rounds };
@@ -263,6 +296,7 @@ async function main() {
     'postgres for server': apiBackends.meter,
     'postgres for worker': workerBackends.meter,
   };
+  const apiGc = apiGcReader(gw.apiUrl, gw.adminToken);
   const findGatewayBackends = async () => {
     await Promise.all([apiBackends.refresh(), workerBackends.refresh()]);
   };
@@ -283,7 +317,7 @@ async function main() {
     if (wants('health')) {
       say('GET /health vs bare node:http…');
       const base = await startBaseline('hello', baselineEnv);
-      const { a, b, ratio: r, rounds } = await compare({ url: `${base.url}/health`, connections: 64, duration, cpu: baselineCpu(base.child) }, { url: `${gw.apiUrl}/health`, connections: 64, duration, cpu: gatewayCpu, beforeRun: findGatewayBackends });
+      const { a, b, ratio: r, rounds } = await compare({ url: `${base.url}/health`, connections: 64, duration, cpu: baselineCpu(base.child) }, { url: `${gw.apiUrl}/health`, connections: 64, duration, cpu: gatewayCpu, beforeRun: findGatewayBackends, gc: apiGc });
       await stopChild(base.child);
       raw.health = { api: a, baseline: b, rounds };
       rows.push({ figure: 'GET /health (64 conns)', value: fmt(a), baseline: fmt(b), ratio: r, target: '≥ 0.8×', pass: r >= 0.8 && a.errors === 0 });
@@ -308,7 +342,7 @@ async function main() {
       const base = await startBaseline('select', baselineEnv);
       const { a, b, ratio: r, rounds } = await compare(
         { url: base.url, paths: paymentIds.map((id) => `/payments/${id}`), connections: 64, duration, cpu: baselineCpu(base.child) },
-        { ...paymentReads, connections: 64, duration, cpu: gatewayCpu, beforeRun: findGatewayBackends },
+        { ...paymentReads, connections: 64, duration, cpu: gatewayCpu, beforeRun: findGatewayBackends, gc: apiGc },
       );
       await stopChild(base.child);
       raw.getPayment = { api: a, baseline: b, rounds };
@@ -329,7 +363,7 @@ async function main() {
       const base = await startBaseline('insert', baselineEnv);
       const { a, b, ratio: r, rounds } = await compare(
         { url: `${base.url}/payments`, connections: 64, duration, method: 'POST', headers: json, body: paymentBody, cpu: baselineCpu(base.child) },
-        { url: `${gw.apiUrl}/api/v1/payments`, connections: 64, duration, method: 'POST', headers: { ...auth, ...json }, body: paymentBody, cpu: gatewayCpu, beforeRun: findGatewayBackends },
+        { url: `${gw.apiUrl}/api/v1/payments`, connections: 64, duration, method: 'POST', headers: { ...auth, ...json }, body: paymentBody, cpu: gatewayCpu, beforeRun: findGatewayBackends, gc: apiGc },
       );
       await stopChild(base.child);
       const jobsQueued = await hooks.count();
