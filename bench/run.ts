@@ -296,9 +296,13 @@ async function main() {
     'postgres for server': apiBackends.meter,
     'postgres for worker': workerBackends.meter,
   };
-  const apiGc = apiGcReader(gw.apiUrl, gw.adminToken);
-  const findGatewayBackends = async () => {
-    await Promise.all([apiBackends.refresh(), workerBackends.refresh()]);
+  /** What every HTTP figure measures on the gateway's side besides the load: CPU by process, the API's GC. */
+  const gatewaySide = {
+    cpu: gatewayCpu,
+    beforeRun: async () => {
+      await Promise.all([apiBackends.refresh(), workerBackends.refresh()]);
+    },
+    gc: apiGcReader(gw.apiUrl, gw.adminToken),
   };
   const baselineCpu = (child: ChildProcess) => ({ server: () => cpuMs(child.pid!), postgres: postgresCpu });
   const baselineEnv = { DATABASE_URL: gw.databaseUrl, REDIS_URL: gw.stack.redisUrl, DATABASE_POOL_MAX: poolMax };
@@ -317,7 +321,7 @@ async function main() {
     if (wants('health')) {
       say('GET /health vs bare node:http…');
       const base = await startBaseline('hello', baselineEnv);
-      const { a, b, ratio: r, rounds } = await compare({ url: `${base.url}/health`, connections: 64, duration, cpu: baselineCpu(base.child) }, { url: `${gw.apiUrl}/health`, connections: 64, duration, cpu: gatewayCpu, beforeRun: findGatewayBackends, gc: apiGc });
+      const { a, b, ratio: r, rounds } = await compare({ url: `${base.url}/health`, connections: 64, duration, cpu: baselineCpu(base.child) }, { url: `${gw.apiUrl}/health`, connections: 64, duration, ...gatewaySide });
       await stopChild(base.child);
       raw.health = { api: a, baseline: b, rounds };
       rows.push({ figure: 'GET /health (64 conns)', value: fmt(a), baseline: fmt(b), ratio: r, target: '≥ 0.8×', pass: r >= 0.8 && a.errors === 0 });
@@ -342,7 +346,7 @@ async function main() {
       const base = await startBaseline('select', baselineEnv);
       const { a, b, ratio: r, rounds } = await compare(
         { url: base.url, paths: paymentIds.map((id) => `/payments/${id}`), connections: 64, duration, cpu: baselineCpu(base.child) },
-        { ...paymentReads, connections: 64, duration, cpu: gatewayCpu, beforeRun: findGatewayBackends, gc: apiGc },
+        { ...paymentReads, connections: 64, duration, ...gatewaySide },
       );
       await stopChild(base.child);
       raw.getPayment = { api: a, baseline: b, rounds };
@@ -363,7 +367,7 @@ async function main() {
       const base = await startBaseline('insert', baselineEnv);
       const { a, b, ratio: r, rounds } = await compare(
         { url: `${base.url}/payments`, connections: 64, duration, method: 'POST', headers: json, body: paymentBody, cpu: baselineCpu(base.child) },
-        { url: `${gw.apiUrl}/api/v1/payments`, connections: 64, duration, method: 'POST', headers: { ...auth, ...json }, body: paymentBody, cpu: gatewayCpu, beforeRun: findGatewayBackends, gc: apiGc },
+        { url: `${gw.apiUrl}/api/v1/payments`, connections: 64, duration, method: 'POST', headers: { ...auth, ...json }, body: paymentBody, ...gatewaySide },
       );
       await stopChild(base.child);
       const jobsQueued = await hooks.count();

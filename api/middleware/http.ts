@@ -91,4 +91,3 @@ export function serializeJson(): Koa.Middleware {
     ctx.body = JSON.stringify(body); // the type stays JSON: Koa sets one for a string only when there is none
   };
 }
-

@@ -282,12 +282,14 @@ describe('webhooks: delivery log, retries, endpoint management (API + worker pro
     const ep = await endpoint(m.api_key, t.url);
     const { delivery_id } = await sendTest(m.api_key, ep.id);
     await waitFor(async () => t.requests.length === 1, 20_000, () => gw.logs());
-    // The attempt is leased and in flight. Holding the endpoint's slots lock (webhook_lock_endpoint_slots) from a
-    // session of our own stops the failure's transaction at its last step, with the endpoint's row lock taken.
+    // The attempt is leased and in flight. Holding the endpoint's slots lock (webhook_lock_endpoint_slots) in a
+    // transaction of our own stops the failure's transaction at its last step, with the endpoint's row lock taken.
     const holder = new pg.Client({ connectionString: gw.databaseUrl });
     await holder.connect();
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await holder.query(`SELECT pg_advisory_lock(x'7e6b'::int, hashtext($1))`, [ep.id]);
+      await holder.query('BEGIN');
+      await holder.query('SELECT webhook_lock_endpoint_slots($1)', [ep.id]);
       t.release(500);
       // The worker's transaction waits for the slots lock, and has locked a row of webhook_endpoints (RowShareLock).
       await waitFor(async () => {
@@ -301,13 +303,16 @@ describe('webhooks: delivery log, retries, endpoint management (API + worker pro
       // A new payment's delivery to that endpoint checks its foreign key (FOR KEY SHARE) on the locked row.
       const created = await Promise.race([
         call(gw, 'POST', '/api/v1/payments', { auth: m.api_key, body: { amount: '0.01', currency: 'ETH' } }),
-        new Promise<never>((_, reject) => setTimeout(() => reject(new Error('payment creation waited on the endpoint row lock')), 5000)),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('payment creation waited on the endpoint row lock')), 5000);
+        }),
       ]);
       expect(created.status, JSON.stringify(created.body)).to.equal(201);
       const deliveries = await gw.db('webhook_deliveries as d').join('events as e', 'e.id', 'd.event_id').where({ 'e.payment_id': created.body.id, 'd.endpoint_id': ep.id });
       expect(deliveries).to.have.length(1);
     } finally {
-      await holder.end();
+      clearTimeout(timer);
+      await holder.end(); // ends our transaction, and with it the slots lock
     }
     await waitForDelivery(m.api_key, delivery_id, (x) => x.attempt_count >= 1 && x.attempts[0].status_code === 500);
   });
