@@ -3,6 +3,7 @@ import { bodyParser } from '@koa/bodyparser';
 import { ApiError } from '../../shared/errors.js';
 
 export const BODY_LIMIT = '64kb';
+const WITH_BODY = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 /**
  * JSON bodies only: a request with a body must say `application/json` (415 otherwise), bodies over the limit
@@ -11,7 +12,9 @@ export const BODY_LIMIT = '64kb';
 export function jsonBody(): Koa.Middleware {
   const parse = bodyParser({ enableTypes: ['json'], jsonLimit: BODY_LIMIT, encoding: 'utf-8' });
   return async (ctx, next) => {
-    if (['POST', 'PUT', 'PATCH', 'DELETE'].includes(ctx.method) && ctx.request.length) {
+    // GET, HEAD and OPTIONS bodies are never read (the parser skips them too): reads, the hottest requests, go on.
+    if (!WITH_BODY.has(ctx.method)) return next();
+    if (ctx.request.length) {
       if (!ctx.is('application/json')) {
         throw new ApiError(415, 'invalid_request_error', 'unsupported_media_type', 'Request body must be application/json');
       }

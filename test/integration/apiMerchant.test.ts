@@ -411,9 +411,22 @@ describe('merchant API', function () {
 
     it('sends security headers, and CORS headers only to configured origins', async () => {
       const res = await call(gw, 'GET', '/api/v1/chains', { auth: alice.api_key, headers: { origin: 'https://shop.example' } });
-      expect(res.headers.get('x-content-type-options')).to.equal('nosniff');
-      expect(res.headers.get('strict-transport-security')).to.match(/max-age=/);
-      expect(res.headers.get('content-security-policy')).to.include("default-src 'none'");
+      // JSON answers, successes and errors alike, carry the JSON set; HTML pages get helmet's full set.
+      const unauthenticated = await call(gw, 'GET', '/api/v1/chains');
+      expect(unauthenticated.status).to.equal(401);
+      for (const answer of [res, unauthenticated]) {
+        expect(answer.headers.get('x-content-type-options')).to.equal('nosniff');
+        expect(answer.headers.get('strict-transport-security')).to.equal('max-age=31536000; includeSubDomains');
+        expect(answer.headers.get('content-security-policy')).to.equal("default-src 'none'; frame-ancestors 'none'");
+        expect(answer.headers.get('x-frame-options')).to.equal('DENY');
+        expect(answer.headers.get('referrer-policy')).to.equal('no-referrer');
+        expect(answer.headers.get('cross-origin-resource-policy')).to.equal('cross-origin');
+        expect(answer.headers.get('x-dns-prefetch-control')).to.equal(null);
+      }
+      const docsPage = await fetch(`${gw.apiUrl}/docs`);
+      expect(docsPage.headers.get('content-security-policy')).to.include("style-src 'unsafe-inline'");
+      expect(docsPage.headers.get('x-dns-prefetch-control')).to.equal('off');
+      expect(docsPage.headers.get('x-frame-options')).to.equal('SAMEORIGIN');
       expect(res.headers.get('access-control-allow-origin')).to.equal('https://shop.example');
       const other = await call(gw, 'GET', '/api/v1/chains', { auth: alice.api_key, headers: { origin: 'https://evil.example' } });
       expect(other.headers.get('access-control-allow-origin')).to.equal(null);
