@@ -6,6 +6,16 @@ import conditional from 'koa-conditional-get';
 import etag from '@koa/etag';
 import helmet from 'koa-helmet';
 
+/** The security headers of JSON answers (securityHeaders, below). */
+const JSON_SECURITY_HEADERS = Object.entries({
+  'Content-Security-Policy': "default-src 'none'; frame-ancestors 'none'",
+  'X-Frame-Options': 'DENY',
+  'X-Content-Type-Options': 'nosniff',
+  'Strict-Transport-Security': 'max-age=31536000; includeSubDomains',
+  'Referrer-Policy': 'no-referrer',
+  'Cross-Origin-Resource-Policy': 'cross-origin',
+});
+
 /**
  * Security headers on every response. JSON answers (the API, the admin API, /openapi.json) get the set that
  * matters for a JSON API (OWASP's REST cheat sheet), fixed at start-up and set in one pass: a Content-Security-Policy
@@ -30,15 +40,6 @@ export function securityHeaders(): Koa.Middleware {
     return ctx.path === '/docs' ? docs(ctx, next) : other(ctx, next);
   };
 }
-
-export const JSON_SECURITY_HEADERS: readonly (readonly [string, string])[] = [
-  ['Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'"],
-  ['X-Frame-Options', 'DENY'],
-  ['X-Content-Type-Options', 'nosniff'],
-  ['Strict-Transport-Security', 'max-age=31536000; includeSubDomains'],
-  ['Referrer-Policy', 'no-referrer'],
-  ['Cross-Origin-Resource-Policy', 'cross-origin'],
-];
 
 /**
  * CORS for browsers calling the API directly (CORS_ORIGINS). Only listed origins are echoed back; `*` allows any.
