@@ -125,6 +125,7 @@ async function main() {
     REDIS_URL: redisUrl,
     ADMIN_TOKEN: adminToken,
     JWT_SECRET: process.env.JWT_SECRET || secrets.jwtSecret,
+    WEBHOOK_SECRETS_KEY: process.env.WEBHOOK_SECRETS_KEY || secrets.webhookSecretsKey,
     HD_MNEMONIC: process.env.HD_MNEMONIC || secrets.hdMnemonic,
     GAS_TANK_PRIVATE_KEY: process.env.GAS_TANK_PRIVATE_KEY || secrets.gasTankPrivateKey,
     PORT: String(apiPort),

@@ -45,6 +45,8 @@ export interface Config {
   adminToken: string;
   jwtSecret: string;
   jwtTtlSeconds: number;
+  /** Key material sealing webhook signing secrets at rest: the current key first, then previous ones (open only). */
+  webhookSecretsKeys: string[];
   hdMnemonic: string;
   chains: ChainConfig[];
   logLevel: string;
@@ -268,6 +270,7 @@ export function loadConfig(env: Env = process.env): Config {
     adminToken,
     jwtSecret,
     jwtTtlSeconds: int(env, 'JWT_TTL_SECONDS', 900, 30, 86400),
+    webhookSecretsKeys: webhookSecretsKeys(env),
     hdMnemonic: mnemonic,
     chains: parseChains(chainsJson, env.CHAINS_FILE ? 'CHAINS_FILE' : 'CHAINS'),
     logLevel: str(env, 'LOG_LEVEL', 'info'),
@@ -302,6 +305,15 @@ export function loadConfig(env: Env = process.env): Config {
     workerMetricsPorts: portRange(env),
     workerShutdownGraceMs: int(env, 'WORKER_SHUTDOWN_GRACE_MS', 25_000, 0, 600_000),
   };
+}
+
+/** WEBHOOK_SECRETS_KEY seals; WEBHOOK_SECRETS_KEY_PREVIOUS (comma-separated) only opens, during a rotation. */
+function webhookSecretsKeys(env: Env): string[] {
+  const current = str(env, 'WEBHOOK_SECRETS_KEY');
+  if (current.length < 32) throw new ConfigError('WEBHOOK_SECRETS_KEY', 'must be at least 32 characters');
+  const previous = str(env, 'WEBHOOK_SECRETS_KEY_PREVIOUS', '').split(',').map((k) => k.trim()).filter(Boolean);
+  if (previous.some((k) => k.length < 32)) throw new ConfigError('WEBHOOK_SECRETS_KEY_PREVIOUS', 'each key must be at least 32 characters');
+  return [current, ...previous];
 }
 
 function secret(env: Env, name: string, fallback: string): string {

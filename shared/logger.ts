@@ -7,7 +7,7 @@ import { pino, type Logger } from 'pino';
 export const REDACT_PATHS = [
   'authorization', '*.authorization', '*.headers.authorization', 'req.headers.authorization', 'req.headers.cookie',
   'api_key', '*.api_key', 'secret', '*.secret', 'token', '*.token', 'adminToken', '*.adminToken',
-  'jwtSecret', '*.jwtSecret', 'hdMnemonic', '*.hdMnemonic', 'mnemonic', '*.mnemonic', 'privateKey', '*.privateKey', 'gasTankPrivateKey', '*.gasTankPrivateKey',
+  'jwtSecret', '*.jwtSecret', 'webhookSecretsKeys', '*.webhookSecretsKeys', 'hdMnemonic', '*.hdMnemonic', 'mnemonic', '*.mnemonic', 'privateKey', '*.privateKey', 'gasTankPrivateKey', '*.gasTankPrivateKey',
   'password', '*.password', 'databaseUrl', '*.databaseUrl', 'redisUrl', '*.redisUrl',
   'headers.authorization', 'headers.cookie', 'metricsToken', '*.metricsToken', 'bullBoardPassword', '*.bullBoardPassword',
   // RPC URLs often carry a provider key in their path or query

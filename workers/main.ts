@@ -16,6 +16,7 @@ import { startSettlementReconciler } from './settlement/reconcileSettlements.js'
 import { gasTankWallet } from './settlement/gasTank.js';
 import { createDepositWallet } from '../shared/wallet/hdWallet.js';
 import { startMetricsServer } from './metricsServer.js';
+import { createWebhookSecretBox } from '../shared/webhooks/secretSealing.js';
 import {
   chainHead,
   chainHeadLag,
@@ -44,6 +45,7 @@ const db = createDb(config.databaseUrl, config.databasePoolMax, 'payflow-worker'
 const producer = createRedis(config.redisUrl, 'producer');
 const queues = createQueues(producer, config.queuePrefix);
 const rpcs = new Map(config.chains.map((c) => [c.chainId, createRpcClient(c.rpcUrl, { observer: rpcObserver(c.chainId) })]));
+const webhookSecrets = createWebhookSecretBox(config.webhookSecretsKeys);
 setMetricsService('worker');
 registerSampledMetrics({ db, queues });
 const metricsServer = await startMetricsServer({ ports: config.workerMetricsPorts, token: config.metricsToken, log });
@@ -108,6 +110,7 @@ const handlers: Record<QueueName, (job: Job) => Promise<unknown>> = {
       {
         db,
         config,
+        secrets: webhookSecrets,
         log: jlog,
         requestId: job.data.requestId,
         onAttempt: (o, seconds) => {
@@ -160,7 +163,7 @@ const relay = startOutboxRelay({
     outboxRelayLag.set(r.oldestLagSeconds);
   },
 });
-const maintenance = startMaintenance({ config, db, queues, log });
+const maintenance = startMaintenance({ config, db, queues, webhookSecrets, log });
 const addressPool = startAddressPoolFiller({ db, wallet: settlement.wallet, size: config.depositAddressPoolSize, log });
 const settlementReconciler = config.workerQueues.includes(QUEUES.settlement)
   ? startSettlementReconciler(settlement, config.settlementIntervalMs)

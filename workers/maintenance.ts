@@ -4,15 +4,18 @@ import type { Logger } from '../shared/logger.js';
 import { enqueueInTx } from '../shared/outbox/enqueue.js';
 import { QUEUES } from '../shared/queues/names.js';
 import type { Queues } from '../shared/queues/redis.js';
+import { resealWebhookSecrets, type WebhookSecretBox } from '../shared/webhooks/secretSealing.js';
 
 /**
  * Keeps Redis honest against Postgres, on a timer in every worker process:
  *  - job schedulers (chain scans, expiry sweep) are upserted, so a Redis that lost its data gets them back;
- *  - webhook deliveries that are due but have no job (their job died with Redis) are put back in the outbox.
- * Both are idempotent, so every worker process can run them.
+ *  - webhook deliveries that are due but have no job (their job died with Redis) are put back in the outbox;
+ *  - webhook signing secrets not sealed under the current WEBHOOK_SECRETS_KEY (a rotation, or rows from before
+ *    sealing) are re-sealed under it.
+ * All are idempotent, so every worker process can run them.
  */
-export function startMaintenance(opts: { config: Config; db: Db; queues: Queues; log: Logger }) {
-  const { config, db, queues, log } = opts;
+export function startMaintenance(opts: { config: Config; db: Db; queues: Queues; webhookSecrets: WebhookSecretBox; log: Logger }) {
+  const { config, db, queues, webhookSecrets, log } = opts;
 
   async function ensureSchedulers() {
     for (const chain of config.chains) {
@@ -52,11 +55,19 @@ export function startMaintenance(opts: { config: Config; db: Db; queues: Queues;
     });
   }
 
+  const reportedUnreadable = new Set<string>(); // logged once per process, not every pass
   let stopped = false;
   const run = async () => {
     try {
       await ensureSchedulers();
       await requeueOrphanedDeliveries();
+      const { resealed, unreadable } = await resealWebhookSecrets(db, webhookSecrets);
+      if (resealed > 0) log.info({ count: resealed }, 're-sealed webhook signing secrets under the current key');
+      const newlyUnreadable = unreadable.filter((id) => !reportedUnreadable.has(id));
+      if (newlyUnreadable.length > 0) {
+        for (const id of newlyUnreadable) reportedUnreadable.add(id);
+        log.error({ endpointIds: newlyUnreadable }, 'webhook signing secrets that no configured key opens: their deliveries fail until WEBHOOK_SECRETS_KEY_PREVIOUS has that key');
+      }
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'maintenance pass failed; will retry');
     }

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { newId } from '../../shared/ids.js';
 import { ApiError, notFound } from '../../shared/errors.js';
 import { newWebhookSecret } from '../../shared/webhooks/signature.js';
+import { createWebhookSecretBox } from '../../shared/webhooks/secretSealing.js';
 import {
   SECRET_ROTATION_GRACE_SECONDS,
   SUBSCRIBABLE_EVENT_TYPES,
@@ -45,6 +46,8 @@ const storedEvents = (events: string[] | undefined) => (!events || events.includ
 
 export function webhookEndpointRoutes(deps: ApiDeps): Router {
   const router = createRouter();
+  // Signing secrets are stored sealed; this process only seals (workers open them to sign).
+  const secrets = createWebhookSecretBox(deps.config.webhookSecretsKeys);
 
   /** SSRF guard at registration; the delivery-time half is in workers/webhooks/postWebhook.ts. */
   async function assertUrlAllowed(url: string) {
@@ -63,12 +66,14 @@ export function webhookEndpointRoutes(deps: ApiDeps): Router {
   router.post('/webhook-endpoints', requireScope('write'), async (ctx) => {
     const body = validate(createEndpointBody, ctx.request.body);
     await assertUrlAllowed(body.url);
+    const id = newId('we');
+    const secret = newWebhookSecret();
     const [row]: WebhookEndpointRow[] = await deps.db('webhook_endpoints')
-      .insert({ id: newId('we'), merchant_id: merchantIdOf(ctx), url: body.url, events: storedEvents(body.events), secret: newWebhookSecret() })
+      .insert({ id, merchant_id: merchantIdOf(ctx), url: body.url, events: storedEvents(body.events), secret: secrets.seal(id, secret) })
       .returning('*');
     ctx.status = 201;
     // The secret is shown on creation so the merchant can verify signatures.
-    ctx.body = { ...presentEndpoint(row), secret: row.secret };
+    ctx.body = { ...presentEndpoint(row), secret };
   });
 
   router.get('/webhook-endpoints', requireScope('read'), async (ctx) => {
@@ -137,7 +142,7 @@ export function webhookEndpointRoutes(deps: ApiDeps): Router {
       .update({
         previous_secret: deps.db.ref('secret'),
         previous_secret_expires_at: deps.db.raw(`now() + make_interval(secs => ?)`, [SECRET_ROTATION_GRACE_SECONDS]),
-        secret,
+        secret: secrets.seal(ctx.params.id, secret),
         updated_at: deps.db.fn.now(),
       })
       .returning('*');

@@ -127,7 +127,7 @@ describe('npm start: the local default stack', function () {
   it('a bad setting stops a process with one line naming the variable', () => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', 'api/main.ts'], {
       cwd: repoRoot,
-      env: { PATH: process.env.PATH, DATABASE_URL: 'postgres://x@127.0.0.1/db', REDIS_URL: 'redis://127.0.0.1:1', ADMIN_TOKEN: 'a'.repeat(20), JWT_SECRET: 'j'.repeat(40), HD_MNEMONIC: 'test test test test test test test test test test test junk', CHAINS: '[{"chain_id":1,"rpc_url":"ftp://x"}]' },
+      env: { PATH: process.env.PATH, DATABASE_URL: 'postgres://x@127.0.0.1/db', REDIS_URL: 'redis://127.0.0.1:1', ADMIN_TOKEN: 'a'.repeat(20), JWT_SECRET: 'j'.repeat(40), WEBHOOK_SECRETS_KEY: 'w'.repeat(40), HD_MNEMONIC: 'test test test test test test test test test test test junk', CHAINS: '[{"chain_id":1,"rpc_url":"ftp://x"}]' },
       encoding: 'utf8',
     });
     expect(r.status).to.equal(78);

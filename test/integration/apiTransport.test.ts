@@ -245,7 +245,7 @@ describe('API transport: rate limits, proxies, HTTP/2, logs', function () {
       }
       const dbPassword = new URL(gw.env.DATABASE_URL).password;
       if (dbPassword) secrets.DATABASE_URL_password = dbPassword;
-      expect(Object.keys(secrets)).to.include.members(['ADMIN_TOKEN', 'JWT_SECRET', 'HD_MNEMONIC']);
+      expect(Object.keys(secrets)).to.include.members(['ADMIN_TOKEN', 'JWT_SECRET', 'WEBHOOK_SECRETS_KEY', 'HD_MNEMONIC']);
       for (const [name, value] of Object.entries(secrets)) {
         expect(logs.includes(value), `${name} appears in the API log`).to.equal(false);
       }

@@ -4,6 +4,10 @@ import pg from 'pg';
 import { Webhook } from 'standardwebhooks';
 import { call, createTestMerchant, startGateway, waitFor, type Gateway } from '../support/gateway.js';
 import { startWebhookTarget, type TargetAnswer } from '../support/webhookTarget.js';
+import { createWebhookSecretBox, resealWebhookSecrets, SealedSecretError } from '../../shared/webhooks/secretSealing.js';
+import { newWebhookSecret } from '../../shared/webhooks/signature.js';
+
+class RolledBack extends Error {}
 
 /**
  * Durable webhooks on real processes: the attempt log, retries to `failed`, 410 Gone, Retry-After, timeouts,
@@ -220,6 +224,74 @@ describe('webhooks: delivery log, retries, endpoint management (API + worker pro
     expect(new Webhook(newSecret).verify(r2.body, r2.headers as Record<string, string>)).to.have.property('type', 'webhook.test');
     expect(() => new Webhook(ep.secret).verify(r2.body, r2.headers as Record<string, string>)).to.throw();
     expect((await call(gw, 'POST', `/api/v1/webhook-endpoints/we_doesnotexist000/rotate-secret`, { auth: m.api_key })).status).to.equal(404);
+  });
+
+  it('stores signing secrets sealed: the database holds neither secret, and the worker still signs with both', async () => {
+    const m = await createTestMerchant(gw);
+    const t = await target();
+    const ep = await endpoint(m.api_key, t.url);
+    const rotated = await call(gw, 'POST', `/api/v1/webhook-endpoints/${ep.id}/rotate-secret`, { auth: m.api_key });
+    const stored = await gw.db('webhook_endpoints').where({ id: ep.id }).first('secret', 'previous_secret');
+    const box = createWebhookSecretBox([gw.env.WEBHOOK_SECRETS_KEY]);
+    for (const [value, secret] of [[stored.secret, rotated.body.secret], [stored.previous_secret, ep.secret]]) {
+      expect(value).to.match(/^v1\.[0-9a-f]{8}\./).and.not.include(secret).and.not.include(secret.slice(6));
+      expect(box.open(ep.id, value)).to.equal(secret);
+    }
+    // Bound to its endpoint: a sealed secret copied onto another endpoint's row does not open there.
+    expect(() => box.open('we_someoneelse', stored.secret)).to.throw(SealedSecretError);
+    // Nothing else in the database holds them either (the insert returned the row; idempotency keys were not used).
+    const dump = JSON.stringify(await gw.db.raw(`SELECT to_jsonb(w) AS row FROM webhook_endpoints w`));
+    expect(dump).not.to.include(rotated.body.secret.slice(6));
+
+    await sendTest(m.api_key, ep.id);
+    const r = await waitFor(async () => t.requests[0], 30_000, () => gw.logs());
+    for (const s of [ep.secret, rotated.body.secret]) expect(new Webhook(s).verify(r.body, r.headers as Record<string, string>)).to.have.property('type', 'webhook.test');
+  });
+
+  it('re-seals a secret stored in clear (before sealing existed) and keeps signing with it', async () => {
+    const m = await createTestMerchant(gw);
+    const t = await target();
+    const ep = await endpoint(m.api_key, t.url);
+    const legacy = newWebhookSecret();
+    await gw.db('webhook_endpoints').where({ id: ep.id }).update({ secret: legacy });
+    // The worker's maintenance pass (every 500 ms here) seals it under the current key.
+    const sealed = await waitFor(async () => {
+      const row = await gw.db('webhook_endpoints').where({ id: ep.id }).first('secret');
+      return row.secret !== legacy && row.secret;
+    }, 30_000, () => gw.logs());
+    expect(createWebhookSecretBox([gw.env.WEBHOOK_SECRETS_KEY]).open(ep.id, sealed)).to.equal(legacy);
+    await sendTest(m.api_key, ep.id);
+    const r = await waitFor(async () => t.requests[0], 30_000, () => gw.logs());
+    expect(new Webhook(legacy).verify(r.body, r.headers as Record<string, string>)).to.have.property('type', 'webhook.test');
+  });
+
+  it('a key rotation re-seals every secret under the new key; values under the previous key still open until then', async () => {
+    const m = await createTestMerchant(gw);
+    const ep = await endpoint(m.api_key, 'http://127.0.0.1:9/never-called');
+    const rotated = await call(gw, 'POST', `/api/v1/webhook-endpoints/${ep.id}/rotate-secret`, { auth: m.api_key });
+    const before = createWebhookSecretBox([gw.env.WEBHOOK_SECRETS_KEY]);
+    const after = createWebhookSecretBox(['n'.repeat(40), gw.env.WEBHOOK_SECRETS_KEY]); // new key, the old one as previous
+    const onlyNew = createWebhookSecretBox(['n'.repeat(40)]);
+    // In a transaction rolled back at the end: the running worker keeps the old key only and must keep its rows.
+    await gw.db
+      .transaction(async (trx) => {
+        const row = await trx('webhook_endpoints').where({ id: ep.id }).first('secret', 'previous_secret');
+        expect(after.open(ep.id, row.secret)).to.equal(rotated.body.secret); // the previous key still opens
+        expect(() => onlyNew.open(ep.id, row.secret)).to.throw(SealedSecretError, /WEBHOOK_SECRETS_KEY_PREVIOUS/);
+        const { resealed } = await resealWebhookSecrets(trx, after);
+        expect(resealed).to.be.at.least(1);
+        const now = await trx('webhook_endpoints').where({ id: ep.id }).first('secret', 'previous_secret');
+        for (const value of [now.secret, now.previous_secret]) expect(value.startsWith(after.currentPrefix)).to.equal(true);
+        expect(onlyNew.open(ep.id, now.secret)).to.equal(rotated.body.secret);
+        expect(onlyNew.open(ep.id, now.previous_secret)).to.equal(ep.secret);
+        expect(() => before.open(ep.id, now.secret)).to.throw(SealedSecretError);
+        // A second pass finds nothing left to do.
+        expect((await resealWebhookSecrets(trx, after)).resealed).to.equal(0);
+        throw new RolledBack();
+      })
+      .catch((err) => {
+        if (!(err instanceof RolledBack)) throw err;
+      });
   });
 
   it('test event goes to that endpoint only; PATCH changes url and events and validates them', async () => {

@@ -105,6 +105,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
     QUEUE_PREFIX: dbName,
     ADMIN_TOKEN: adminToken,
     JWT_SECRET: randomBytes(32).toString('hex'),
+    WEBHOOK_SECRETS_KEY: randomBytes(32).toString('hex'),
     HD_MNEMONIC: 'abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about',
     CHAINS_FILE: chainsFile,
     EXPIRY_SWEEP_INTERVAL_MS: '300',

@@ -42,6 +42,16 @@ describe('config.loadConfig', () => {
     failsOn({ ...base, CHAINS: '[{"chain_id":1,"rpc_url":"http://x","tokens":[{"symbol":"USDC","address":"0x1","decimals":6}]}]' }, 'CHAINS[0].tokens[0].address');
     failsOn({ ...base, WORKER_QUEUES: 'chain,bogus' }, 'WORKER_QUEUES');
     failsOn({ ...base, HD_MNEMONIC: 'too short' }, 'HD_MNEMONIC');
+    const { WEBHOOK_SECRETS_KEY: _w, ...noSealingKey } = base;
+    failsOn(noSealingKey, 'WEBHOOK_SECRETS_KEY');
+    failsOn({ ...base, WEBHOOK_SECRETS_KEY: 'short' }, 'WEBHOOK_SECRETS_KEY');
+    failsOn({ ...base, WEBHOOK_SECRETS_KEY_PREVIOUS: `${'p'.repeat(32)},short` }, 'WEBHOOK_SECRETS_KEY_PREVIOUS');
+  });
+
+  it('reads the webhook secrets key, then the previous ones in order', () => {
+    expect(loadConfig(base).webhookSecretsKeys).to.deep.equal(['w'.repeat(32)]);
+    const c = loadConfig({ ...base, WEBHOOK_SECRETS_KEY_PREVIOUS: ` ${'p'.repeat(32)} ,${'q'.repeat(40)}` });
+    expect(c.webhookSecretsKeys).to.deep.equal(['w'.repeat(32), 'p'.repeat(32), 'q'.repeat(40)]);
   });
 
   it('accepts a block tag as confirmations', () => {

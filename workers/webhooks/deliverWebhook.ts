@@ -7,6 +7,7 @@ import { QUEUES } from '../../shared/queues/names.js';
 import { webhookHeaders } from '../../shared/webhooks/signature.js';
 import { disableEndpointInTx, signingSecrets, type WebhookEndpointRow } from '../../shared/webhooks/endpoints.js';
 import { decideRetry, isSuccessStatus, parseRetryAfter } from '../../shared/webhooks/retryPolicy.js';
+import { SealedSecretError, type WebhookSecretBox } from '../../shared/webhooks/secretSealing.js';
 import { createWebhookPoster, WebhookTransportError, type WebhookPoster } from './postWebhook.js';
 
 export type DeliveryOutcome = 'succeeded' | 'retrying' | 'failed' | 'skipped' | 'deferred';
@@ -19,6 +20,8 @@ export type DeliverConfig = Pick<
 export interface DeliverDeps {
   db: Db;
   config: DeliverConfig;
+  /** Opens the endpoint's stored (sealed) signing secrets. */
+  secrets: WebhookSecretBox;
   log: Logger;
   onAttempt?: (outcome: DeliveryOutcome, seconds: number) => void;
   /** X-Request-Id of the API call that caused the event: retry jobs carry it on, so every attempt logs with it. */
@@ -89,13 +92,20 @@ export async function deliverWebhook(deps: DeliverDeps, deliveryId: string): Pro
   let error: string | null = null;
   let snippet: string | null = null;
   try {
-    const headers = webhookHeaders(signingSecrets(delivery, startedAt), event.id, Math.floor(startedAt.getTime() / 1000), body);
+    const secrets = signingSecrets(delivery, startedAt).map((stored) => deps.secrets.open(endpoint.id, stored));
+    const headers = webhookHeaders(secrets, event.id, Math.floor(startedAt.getTime() / 1000), body);
     const res = await posterFor(config)(endpoint.url, headers, body);
     statusCode = res.statusCode;
     retryAfter = res.retryAfter;
     snippet = res.snippet;
   } catch (err) {
-    error = err instanceof WebhookTransportError ? err.message : `request failed: ${(err as Error).message}`;
+    if (err instanceof SealedSecretError) {
+      // Nothing was sent: an unsigned or wrongly signed delivery is worse than a late one. Retried like any failure.
+      error = `not sent: ${err.message}`;
+      log.error({ deliveryId, endpointId: endpoint.id, err: err.message }, 'webhook signing secret does not open');
+    } else {
+      error = err instanceof WebhookTransportError ? err.message : `request failed: ${(err as Error).message}`;
+    }
   }
   const durationMs = Math.round(performance.now() - started);
   const ok = isSuccessStatus(statusCode);
