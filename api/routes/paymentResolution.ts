@@ -35,7 +35,7 @@ export function paymentResolutionRoutes(deps: ApiDeps): Router {
     }
     const merchantId = merchantIdOf(ctx);
     ctx.body = await deps.db.transaction(async (trx) => {
-      const payment: PaymentRow | undefined = await trx('payments').where({ id: ctx.params.id, merchant_id: merchantId }).forUpdate().first();
+      const payment: PaymentRow | undefined = await trx('payments').where({ id: ctx.params.id, merchant_id: merchantId }).forNoKeyUpdate().first();
       if (!payment) throw notFound('payment');
       if (payment.status !== 'expired' || !['paid_late', 'underpaid'].includes(payment.exception ?? '') || payment.resolution) {
         throw new ApiError(409, 'conflict_error', 'payment_not_resolvable', 'Only an expired payment that received funds (paid_late or underpaid) and is not yet resolved can be resolved');

@@ -127,7 +127,7 @@ async function rethrowOrderIdExists(deps: ApiDeps, merchantId: string, orderId: 
  */
 async function cancelPayment(db: Db, merchantId: string, paymentId: string, requestId?: string) {
   return db.transaction(async (trx) => {
-    const payment: PaymentRow | undefined = await trx('payments').where({ id: paymentId, merchant_id: merchantId }).forUpdate().first();
+    const payment: PaymentRow | undefined = await trx('payments').where({ id: paymentId, merchant_id: merchantId }).forNoKeyUpdate().first();
     if (!payment) throw notFound('payment');
     if (payment.status !== 'pending') {
       throw new ApiError(409, 'conflict_error', 'payment_not_cancelable', `Only a pending payment can be canceled; this one is ${payment.status}`);

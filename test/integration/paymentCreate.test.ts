@@ -2,6 +2,9 @@ import { expect } from 'chai';
 import { HDNodeWallet, Mnemonic } from 'ethers';
 import { call, createTestMerchant, startGateway, stopChild, waitFor, type Gateway } from '../support/gateway.js';
 import { startWebhookReceiver } from '../support/webhookReceiver.js';
+import type { Tx } from '../../shared/db.js';
+import { recordEvent } from '../../shared/events/recordEvent.js';
+import { reevaluatePayment } from '../../shared/payments/reevaluatePayment.js';
 
 const account = HDNodeWallet.fromMnemonic(
   Mnemonic.fromPhrase('abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about'),
@@ -168,4 +171,34 @@ describe('payment creation: address pool, one statement, cached merchant setting
       await stopChild(second.child);
     }
   });
+
+  it('a payment locked for a transition still takes rows that refer to it; a second transition waits', async () => {
+    const res = await create({ amount: '0.01', currency: 'ETH' });
+    expect(res.status).to.equal(201);
+    const chain = { scannedTip: 0, tipTimestamp: null };
+    const lockTimeout = (trx: Tx, ms: number) => trx.raw(`SET LOCAL lock_timeout = '${ms}ms'`);
+    await gw.db.transaction(async (holder) => {
+      // Locks the payment as every transition does (the scanner's re-evaluation here), and keeps it locked.
+      expect(await reevaluatePayment(holder, res.body.id, chain)).to.deep.equal([]);
+      // Another transaction writing a row that refers to the payment (its foreign-key check takes FOR KEY SHARE)
+      // does not wait for the transition: the lock is FOR NO KEY UPDATE, not FOR UPDATE.
+      const other = await gw.db.transaction();
+      try {
+        await lockTimeout(other, 2000);
+        await recordEvent(other, { merchantId: merchant.id, type: 'payment.created', paymentId: res.body.id, data: {} });
+      } finally {
+        await other.rollback();
+      }
+      // A second transition of the same payment does wait.
+      const second = gw.db.transaction(async (trx) => {
+        await lockTimeout(trx, 300);
+        await reevaluatePayment(trx, res.body.id, chain);
+      });
+      await second.then(
+        () => expect.fail('a second transition did not wait for the first'),
+        (err) => expect(err.code).to.equal('55P03'), // lock_not_available
+      );
+    });
+  });
 });
+

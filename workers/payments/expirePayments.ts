@@ -24,7 +24,7 @@ export async function expireDuePayments(db: Db, batch = 200): Promise<number> {
   let changed = 0;
   for (const { id } of due) {
     await db.transaction(async (trx) => {
-      const locked = await trx('payments').where({ id }).forUpdate().skipLocked().first();
+      const locked = await trx('payments').where({ id }).forNoKeyUpdate().skipLocked().first();
       if (!locked) return; // the scanner holds it; it will decide
       const cursor = await trx('chain_cursors').where({ chain_id: locked.chain_id }).first();
       const events = await reevaluatePayment(trx, id, {

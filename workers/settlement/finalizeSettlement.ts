@@ -29,7 +29,7 @@ export async function finalizeSettlement(
     networkFee?: bigint;
   },
 ): Promise<boolean> {
-  const payment: PaymentRow | undefined = await trx('payments').where({ id: opts.paymentId }).forUpdate().first();
+  const payment: PaymentRow | undefined = await trx('payments').where({ id: opts.paymentId }).forNoKeyUpdate().first();
   if (!payment) return false;
   const from = opts.purpose === 'settlement' ? 'confirmed' : 'expired';
   const to = opts.purpose === 'settlement' ? 'settled' : 'refunded';
