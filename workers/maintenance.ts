@@ -7,7 +7,7 @@ import type { Queues } from '../shared/queues/redis.js';
 import { resealWebhookSecrets, type WebhookSecretBox } from '../shared/webhooks/secretSealing.js';
 
 /**
- * Keeps Redis honest against Postgres, on a timer in every worker process:
+ * Upkeep on a timer in every worker process, mostly keeping Redis honest against Postgres:
  *  - job schedulers (chain scans, expiry sweep) are upserted, so a Redis that lost its data gets them back;
  *  - webhook deliveries that are due but have no job (their job died with Redis) are put back in the outbox;
  *  - webhook signing secrets not sealed under the current WEBHOOK_SECRETS_KEY (a rotation, or rows from before

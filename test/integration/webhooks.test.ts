@@ -265,6 +265,24 @@ describe('webhooks: delivery log, retries, endpoint management (API + worker pro
     expect(new Webhook(legacy).verify(r.body, r.headers as Record<string, string>)).to.have.property('type', 'webhook.test');
   });
 
+  it('never sends a delivery whose signing secret no configured key opens: each attempt fails, unsent', async () => {
+    const m = await createTestMerchant(gw);
+    const t = await target();
+    const ep = await endpoint(m.api_key, t.url);
+    // Sealed under a key this gateway was never given (as after a key change without WEBHOOK_SECRETS_KEY_PREVIOUS).
+    const foreign = createWebhookSecretBox(['f'.repeat(40)]).seal(ep.id, newWebhookSecret());
+    await gw.db('webhook_endpoints').where({ id: ep.id }).update({ secret: foreign });
+    const { delivery_id } = await sendTest(m.api_key, ep.id);
+    const d = await waitForDelivery(m.api_key, delivery_id, (x) => x.status === 'failed');
+    expect(d.attempts).to.have.length(4);
+    for (const a of d.attempts) {
+      expect(a).to.include({ status_code: null, error: 'not sent: the signing secret could not be read (server configuration); retrying' });
+    }
+    expect(t.requests).to.have.length(0);
+    // Left as it is by the workers' re-sealing (nothing opens it), not overwritten.
+    expect((await gw.db('webhook_endpoints').where({ id: ep.id }).first('secret')).secret).to.equal(foreign);
+  });
+
   it('a key rotation re-seals every secret under the new key; values under the previous key still open until then', async () => {
     const m = await createTestMerchant(gw);
     const ep = await endpoint(m.api_key, 'http://127.0.0.1:9/never-called');

@@ -101,7 +101,8 @@ export async function deliverWebhook(deps: DeliverDeps, deliveryId: string): Pro
   } catch (err) {
     if (err instanceof SealedSecretError) {
       // Nothing was sent: an unsigned or wrongly signed delivery is worse than a late one. Retried like any failure.
-      error = `not sent: ${err.message}`;
+      // The merchant sees the attempt; which key is missing is for the operator's log.
+      error = 'not sent: the signing secret could not be read (server configuration); retrying';
       log.error({ deliveryId, endpointId: endpoint.id, err: err.message }, 'webhook signing secret does not open');
     } else {
       error = err instanceof WebhookTransportError ? err.message : `request failed: ${(err as Error).message}`;
