@@ -74,6 +74,7 @@ export function createApiServer(config: Pick<Config, 'tlsCertFile' | 'tlsKeyFile
 const kInFlight = Symbol('requestsInFlight');
 const kSocket = Symbol('socket');
 type TrackedSocket = net.Socket & { [kInFlight]?: number };
+type TrackedResponse = http.ServerResponse & { [kSocket]?: TrackedSocket };
 
 /** How long keep-alive connections may still bring a (last) request after SIGTERM. */
 const IDLE_CONNECTION_DRAIN_MS = 1000;
@@ -90,10 +91,10 @@ function connectionDrainer() {
   let closing = false;
   /**
    * A response ends: one fewer request in flight on its socket. One function for all responses, and the count kept
-   * on the socket, not in a Map with a closure per request: that per-request bookkeeping made V8 promote request
-   * objects and run a full collection about every second under load (README "Performance", eighth session).
+   * on the socket, not in a Map with a closure per request: with that per-request bookkeeping V8 ran a full
+   * collection about every second under /health load (README "Performance", eighth session).
    */
-  function onResponseClose(this: http.ServerResponse & { [kSocket]?: TrackedSocket }) {
+  function onResponseClose(this: TrackedResponse) {
     const socket = this[kSocket]!;
     const n = (socket[kInFlight] ?? 1) - 1;
     socket[kInFlight] = n;
@@ -121,7 +122,7 @@ function connectionDrainer() {
         session.once('close', () => sessions.delete(session));
         if (closing) session.close();
       });
-      server.on('request', (req: http.IncomingMessage, res: http.ServerResponse & { [kSocket]?: TrackedSocket }) => {
+      server.on('request', (req: http.IncomingMessage, res: TrackedResponse) => {
         if (req.httpVersionMajor !== 1) return;
         const socket: TrackedSocket = req.socket;
         socket[kInFlight] = (socket[kInFlight] ?? 0) + 1;

@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
+import { openAesGcm, sealAesGcm } from '../../shared/aesGcm.js';
 import type Koa from 'koa';
 import type { Db } from '../../shared/db.js';
 import { ApiError, invalidRequest } from '../../shared/errors.js';
@@ -129,18 +130,8 @@ export function responseSealing(serverSecret: string, scope: string, idempotency
   const aesKey = createHmac('sha256', serverSecret).update(`idempotency\0${scope}\0${idempotencyKey}`).digest();
   return {
     storedKey: createHash('sha256').update(idempotencyKey).digest('hex'),
-    seal(plain: string): string {
-      const iv = randomBytes(12);
-      const cipher = createCipheriv('aes-256-gcm', aesKey, iv);
-      const sealed = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final()]);
-      return Buffer.concat([iv, cipher.getAuthTag(), sealed]).toString('base64');
-    },
-    open(stored: string): string {
-      const raw = Buffer.from(stored, 'base64');
-      const decipher = createDecipheriv('aes-256-gcm', aesKey, raw.subarray(0, 12));
-      decipher.setAuthTag(raw.subarray(12, 28));
-      return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8');
-    },
+    seal: (plain: string): string => sealAesGcm(aesKey, plain).toString('base64'),
+    open: (stored: string): string => openAesGcm(aesKey, Buffer.from(stored, 'base64')),
   };
 }
 

@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
+import { createHash, hkdfSync } from 'node:crypto';
+import { openAesGcm, sealAesGcm } from '../aesGcm.js';
 import type { Db, Tx } from '../db.js';
 
 /**
@@ -8,15 +9,14 @@ import type { Db, Tx } from '../db.js';
  * backup, a read replica, an SQL injection) gives no way to forge a delivery.
  *
  * A stored value is `v1.<key id>.<base64url(iv ‖ tag ‖ ciphertext)>`. The key id says which configured key sealed
- * it, so keys can be rotated: values sealed under a key in WEBHOOK_SECRETS_KEY_PREVIOUS still open, and workers
- * re-seal them under the current key at start (resealWebhookSecrets). README "Configuration" has the steps.
+ * it, so keys can be rotated: values sealed under a key in WEBHOOK_SECRETS_KEY_PREVIOUS still open, and every
+ * worker's maintenance pass re-seals them under the current key (resealWebhookSecrets). README "Webhooks", *Secrets
+ * at rest*, has the steps.
  */
 
 const VERSION = 'v1';
 /** The HKDF label: the configured key is key material for this one purpose, never used as it is. */
 const PURPOSE = 'payflow webhook signing secrets v1';
-const IV_BYTES = 12;
-const TAG_BYTES = 16;
 
 /** A stored signing secret that does not open: sealed under a key this process was not given, or altered. */
 export class SealedSecretError extends Error {
@@ -50,15 +50,9 @@ export function createWebhookSecretBox(keys: string[]): WebhookSecretBox {
   const currentPrefix = `${VERSION}.${current.id}.`;
   return {
     currentPrefix,
-    seal(endpointId, secret) {
-      const iv = randomBytes(IV_BYTES);
-      const cipher = createCipheriv('aes-256-gcm', current.key, iv);
-      cipher.setAAD(Buffer.from(endpointId, 'utf8'));
-      const sealed = Buffer.concat([cipher.update(secret, 'utf8'), cipher.final()]);
-      return currentPrefix + Buffer.concat([iv, cipher.getAuthTag(), sealed]).toString('base64url');
-    },
+    seal: (endpointId, secret) => currentPrefix + sealAesGcm(current.key, secret, endpointId).toString('base64url'),
     open(endpointId, stored) {
-      // Written before secrets were sealed: readable until a worker re-seals it, at its next start.
+      // Written before secrets were sealed: readable until a worker's maintenance pass re-seals it.
       if (stored.startsWith('whsec_')) return stored;
       const [version, keyId, body] = stored.split('.');
       const k = version === VERSION ? byId.get(keyId) : undefined;
@@ -67,12 +61,8 @@ export function createWebhookSecretBox(keys: string[]): WebhookSecretBox {
           `webhook endpoint ${endpointId}: its signing secret is sealed under a key that is neither WEBHOOK_SECRETS_KEY nor in WEBHOOK_SECRETS_KEY_PREVIOUS (key id ${keyId ?? 'none'})`,
         );
       }
-      const raw = Buffer.from(body, 'base64url');
       try {
-        const decipher = createDecipheriv('aes-256-gcm', k.key, raw.subarray(0, IV_BYTES));
-        decipher.setAAD(Buffer.from(endpointId, 'utf8'));
-        decipher.setAuthTag(raw.subarray(IV_BYTES, IV_BYTES + TAG_BYTES));
-        return Buffer.concat([decipher.update(raw.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]).toString('utf8');
+        return openAesGcm(k.key, Buffer.from(body, 'base64url'), endpointId);
       } catch {
         throw new SealedSecretError(`webhook endpoint ${endpointId}: its sealed signing secret does not open (altered, or sealed for another endpoint)`);
       }
