@@ -7,6 +7,7 @@ import { requestContext } from './middleware/requestContext.js';
 import { jsonBody } from './middleware/jsonBody.js';
 import { merchantAuth, merchantIdOf } from './auth/merchantAuth.js';
 import { createApiKeyCache } from './auth/apiKeyCache.js';
+import { createDeliveryDispatcher } from '../shared/webhooks/dispatchDeliveries.js';
 import { compressJson, conditionalGet, corsFor, securityHeaders, serializeJson } from './middleware/http.js';
 import { idempotency } from './middleware/idempotency.js';
 import { ipRateLimit, merchantRateLimit } from './middleware/rateLimit.js';
@@ -33,7 +34,11 @@ export function createApp(deps: ApiDeps): Koa {
   const app = new Koa({ proxy: deps.config.trustProxy, maxIpsCount: deps.config.trustProxyHops });
   app.silent = true; // errors are logged by errorHandler, once, with the request id
 
-  deps = { ...deps, apiKeys: deps.apiKeys ?? createApiKeyCache(deps.db, deps.config.apiKeyCacheTtlMs) };
+  deps = {
+    ...deps,
+    apiKeys: deps.apiKeys ?? createApiKeyCache(deps.db, deps.config.apiKeyCacheTtlMs),
+    deliveries: deps.deliveries ?? createDeliveryDispatcher(deps),
+  };
 
   // GET /health is answered before Koa, by the server in api/main.ts (api/health.ts).
   app.use(requestContext(deps.log));

@@ -4,6 +4,7 @@ import type { Db } from '../shared/db.js';
 import type { Logger } from '../shared/logger.js';
 import type { Queues, RedisConnection } from '../shared/queues/redis.js';
 import type { DepositWallet } from '../shared/wallet/hdWallet.js';
+import type { DeliveryDispatcher } from '../shared/webhooks/dispatchDeliveries.js';
 import type { ApiKeyCache } from './auth/apiKeyCache.js';
 
 /** What the HTTP layer needs; built once in api/main.ts (or by a test). */
@@ -17,8 +18,10 @@ export interface ApiDeps {
   apiKeys?: ApiKeyCache;
   /** Producer connection (fails fast when Redis is down): readiness, Bull Board, rate limits. */
   redis: RedisConnection;
-  /** The BullMQ queues, for Bull Board and queue-depth metrics. */
+  /** The BullMQ queues: Bull Board, queue-depth metrics, and the first attempts of new payments' webhooks. */
   queues: Queues;
+  /** Sends those first attempts after commit; createApp makes one when absent (api/main.ts drains it at stop). */
+  deliveries?: DeliveryDispatcher;
   /** True once SIGTERM arrived: /ready answers 503 so load balancers stop routing here. */
   isStopping?: () => boolean;
 }

@@ -4,6 +4,7 @@ import { createLogger } from '../shared/logger.js';
 import { registerSampledMetrics, setMetricsService } from '../shared/metrics.js';
 import { closeQueues, createQueues, createRedis } from '../shared/queues/redis.js';
 import { createDepositWallet } from '../shared/wallet/hdWallet.js';
+import { createDeliveryDispatcher } from '../shared/webhooks/dispatchDeliveries.js';
 import { createApp } from './app.js';
 import { answerHealth } from './health.js';
 import { jwtKey } from './auth/merchantAuth.js';
@@ -18,6 +19,7 @@ const redis = createRedis(config.redisUrl, 'producer');
 const queues = createQueues(redis, config.queuePrefix);
 setMetricsService('api');
 registerSampledMetrics({ db, queues });
+const deliveries = createDeliveryDispatcher({ db, queues, log });
 let stopping = false;
 const app = createApp({
   config,
@@ -28,6 +30,7 @@ const app = createApp({
   jwtKey: jwtKey(config.jwtSecret),
   redis,
   queues,
+  deliveries,
   isStopping: () => stopping,
 });
 
@@ -57,6 +60,7 @@ async function shutdown(signal: string) {
   log.info({ signal }, 'api shutting down');
   clearInterval(idempotencySweep);
   await server.close(20_000);
+  await deliveries.drain(); // first webhook attempts of payments created just before: to Redis or the outbox
   await closeQueues(queues).catch(() => {});
   await Promise.all([db.destroy(), redis.quit().catch(() => {})]);
   log.info('api stopped');

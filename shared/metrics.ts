@@ -1,4 +1,5 @@
 import { sameSecret } from './sameSecret.js';
+import { withTimeout } from './withTimeout.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Queues } from './queues/redis.js';
 import type { Db } from './db.js';
@@ -195,6 +196,13 @@ export const outboxRelayed = new Counter({
   registers,
 });
 
+export const webhookFirstAttempts = new Counter({
+  name: 'payflow_webhook_first_attempts_total',
+  help: 'First attempts of the webhook deliveries of new payments, sent by this API process after commit: straight to Redis, into the outbox (Redis refused), or left to the maintenance pass (neither answered)',
+  labelNames: ['via'] as const,
+  registers,
+});
+
 export const outboxRelayLag = new Gauge({
   name: 'payflow_outbox_relay_lag_seconds',
   help: 'Age of the oldest row in the newest relayed batch (commit → queue)',
@@ -228,12 +236,7 @@ export function setGasTankBalance(chainId: number, baseUnits: bigint, decimals =
 
 const SAMPLE_TIMEOUT_MS = 2000;
 
-function withTimeout<T>(p: Promise<T>): Promise<T> {
-  return Promise.race([
-    p,
-    new Promise<T>((_, reject) => setTimeout(() => reject(new Error('metrics sample timed out')), SAMPLE_TIMEOUT_MS).unref()),
-  ]);
-}
+const sampled = <T>(p: Promise<T>): Promise<T> => withTimeout(p, SAMPLE_TIMEOUT_MS, 'metrics sample timed out');
 
 export const JOB_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'failed', 'completed'] as const;
 
@@ -255,7 +258,7 @@ export function registerSampledMetrics(deps: { db: Db; queues?: Queues }): void 
     registers,
     async collect() {
       try {
-        const [row] = await withTimeout(deps.db('outbox').count<{ n: string }[]>({ n: '*' }));
+        const [row] = await sampled(deps.db('outbox').count<{ n: string }[]>({ n: '*' }));
         this.set(Number(row.n));
       } catch {
         sampleErrors.inc({ source: 'outbox' });
@@ -268,7 +271,7 @@ export function registerSampledMetrics(deps: { db: Db; queues?: Queues }): void 
     registers,
     async collect() {
       try {
-        const [row] = await withTimeout(deps.db('webhook_deliveries').where({ status: 'pending' }).count<{ n: string }[]>({ n: '*' }));
+        const [row] = await sampled(deps.db('webhook_deliveries').where({ status: 'pending' }).count<{ n: string }[]>({ n: '*' }));
         this.set(Number(row.n));
       } catch {
         sampleErrors.inc({ source: 'webhooks' });
@@ -287,7 +290,7 @@ export function registerSampledMetrics(deps: { db: Db; queues?: Queues }): void 
       await Promise.all(
         Object.entries(queues).map(async ([name, queue]) => {
           try {
-            const counts = await withTimeout(queue.getJobCounts(...JOB_STATES));
+            const counts = await sampled(queue.getJobCounts(...JOB_STATES));
             for (const state of JOB_STATES) this.set({ queue: name, state }, counts[state] ?? 0);
           } catch {
             sampleErrors.inc({ source: 'redis' });

@@ -7,7 +7,6 @@ import { recordEvent } from '../../shared/events/recordEvent.js';
 import { createMerchantSettingsCache } from '../../shared/merchants/settingsCache.js';
 import { createCustodialInserter, createPayment } from '../../shared/payments/createPayment.js';
 import { createAddressSource } from '../../shared/wallet/addressPool.js';
-import { createRelayWaker } from '../../shared/outbox/wakeRelay.js';
 import { findPaymentWithTransfers } from '../../shared/payments/findPayment.js';
 import type { PaymentRow } from '../../shared/payments/paymentRow.js';
 import { presentPayment } from '../../shared/payments/present.js';
@@ -55,7 +54,7 @@ export function paymentRoutes(deps: ApiDeps): Router {
     fastPath: {
       addresses: createAddressSource(deps.db, deps.wallet),
       merchants: createMerchantSettingsCache(deps.db),
-      insert: createCustodialInserter(deps.db, createRelayWaker(deps.db)),
+      insert: createCustodialInserter(deps.db, deps.deliveries!),
     },
   };
   router.post('/payments', requireScope('write'), async (ctx) => {

@@ -1,15 +1,17 @@
 import { QUEUES } from '../queues/names.js';
 
 /**
- * The SQL that turns just-inserted events into their webhook deliveries and their outbox jobs, as CTEs that follow
- * a CTE named `e` with the columns id, merchant_id, type and request_id (the request id the jobs carry, or null).
- * Events, deliveries and jobs are written by one statement: one round trip, and all or nothing. `e` may hold one
- * event or many (a batch of created payments, createPayment.ts).
+ * The SQL that turns just-inserted events into their webhook deliveries, as CTEs that follow a CTE named `e` with
+ * the columns id, merchant_id, type and request_id (the request id the jobs carry, or null). Events and deliveries
+ * are written by one statement: one round trip, and all or nothing. `e` may hold one event or many (a batch of
+ * created payments, createPayment.ts).
  *
  * A delivery goes to every enabled endpoint of the event's merchant subscribed to its type (no list = every type,
- * `*` too); its first job is `<delivery id>-0`, so relaying the row twice still makes one job.
+ * `*` too). Its first job, `<delivery id>-0` (so sending it twice still makes one job), either goes into the outbox
+ * in the same statement (`fanOutCtes`), or is handed back to the caller to send after commit
+ * (`fanOutDeliveryCtes` with FAN_OUT_DELIVERIES; shared/webhooks/dispatchDeliveries.ts).
  */
-export function fanOutCtes(): string {
+export function fanOutDeliveryCtes(): string {
   return `,
   subscribed AS (
     SELECT e.id AS event_id, w.id AS endpoint_id FROM e JOIN webhook_endpoints w ON w.merchant_id = e.merchant_id
@@ -19,7 +21,11 @@ export function fanOutCtes(): string {
     INSERT INTO webhook_deliveries (id, event_id, endpoint_id)
     SELECT payflow_new_id('whd'), s.event_id, s.endpoint_id FROM subscribed s
     RETURNING id, event_id
-  ),
+  )`;
+}
+
+export function fanOutCtes(): string {
+  return `${fanOutDeliveryCtes()},
   jobs AS (
     INSERT INTO outbox (queue, job_name, job_id, payload, run_at)
     SELECT '${QUEUES.webhooks}', 'deliver', d.id || '-0',
@@ -35,5 +41,8 @@ export function fanOutCtes(): string {
  */
 export const FAN_OUT_RESULT = `(SELECT pg_notify('payflow_outbox', '') WHERE EXISTS (SELECT 1 FROM jobs)) IS NOT NULL AS notified`;
 
-/** Instead, for the hot path that wakes the relay after commit (outbox/wakeRelay.ts): how many jobs it wrote. */
-export const FAN_OUT_JOBS = `(SELECT count(*) FROM jobs)::int AS jobs`;
+/**
+ * Instead, for the hot path that sends first attempts itself after commit (dispatchDeliveries.ts): the new
+ * deliveries as a JSON array of [delivery id, request id or null].
+ */
+export const FAN_OUT_DELIVERIES = `(SELECT coalesce(json_agg(json_build_array(d.id, e.request_id)), '[]') FROM deliveries d JOIN e ON e.id = d.event_id) AS deliveries`;

@@ -6,10 +6,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { HDNodeWallet } from 'ethers';
-import pg from 'pg';
 import { createDb, migrateLatest, migrationConfig, type Db } from '../../shared/db.js';
 import { call, createTestMerchant, startGateway, waitFor, type Gateway } from '../support/gateway.js';
 import { procfileNodeArgs } from '../support/procfile.js';
+import { createTestDatabase } from '../support/stack.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const run = promisify(execFile);
@@ -80,11 +80,7 @@ describe('production build: the Procfile processes from dist/ with plain node', 
 
   it('a database migrated by dist/scripts/migrate.js is current for the source, under the same .ts names', async () => {
     const dbName = `pf_build_${randomBytes(4).toString('hex')}`;
-    const admin = new pg.Client({ connectionString: gw.stack.databaseUrl });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE ${dbName}`);
-    await admin.end();
-    const databaseUrl = gw.stack.databaseUrl.replace(/\/[^/]+$/, `/${dbName}`);
+    const databaseUrl = await createTestDatabase(gw.stack, dbName);
     let db: Db | undefined;
     try {
       const { stdout } = await migrateFromDist(databaseUrl);

@@ -48,6 +48,9 @@ describe('fault: Redis killed and restarted empty', function () {
     for (const p of payments.slice(4)) await chain.sendEth(1, p.address, PAYMENT_WEI);
     const created = await call(g, 'POST', '/api/v1/payments', { auth: shop.apiKey, body: { amount: '0.001', currency: 'ETH' } });
     expect(created.status, `POST /api/v1/payments with Redis down: ${JSON.stringify(created.body)}`).to.equal(201);
+    // Its delivery's first job, which the API sends to Redis after commit, waits in the outbox instead.
+    const [{ id: deliveryId }] = await g.db('webhook_deliveries as d').join('events as e', 'e.id', 'd.event_id').where('e.payment_id', created.body.id).select('d.id');
+    await waitFor(async () => (await g.db('outbox').where({ job_id: `${deliveryId}-0` }).first()) !== undefined, 15_000, () => g.logs().slice(-3000));
     await sleep(3000);
     receiverUp = true;
 

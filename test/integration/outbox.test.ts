@@ -1,12 +1,11 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { createDb, migrateLatest, type Db } from '../../shared/db.js';
 import { enqueueInTx } from '../../shared/outbox/enqueue.js';
 import { QUEUES } from '../../shared/queues/names.js';
 import { closeQueues, createQueues, createRedis, type Queues } from '../../shared/queues/redis.js';
 import { relayOutboxBatch } from '../../workers/outbox/relayOutbox.js';
-import { getTestStack } from '../support/stack.js';
+import { createTestDatabase, getTestStack } from '../support/stack.js';
 
 /** The transactional outbox against a real Postgres and Redis: jobs exist iff their transaction commits. */
 describe('outbox.relayOutboxBatch', function () {
@@ -18,11 +17,7 @@ describe('outbox.relayOutboxBatch', function () {
   before(async () => {
     const stack = await getTestStack();
     const name = `ob_${randomBytes(4).toString('hex')}`;
-    const admin = new pg.Client({ connectionString: stack.databaseUrl });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE ${name}`);
-    await admin.end();
-    db = createDb(stack.databaseUrl.replace(/\/[^/]+$/, `/${name}`), 4);
+    db = createDb(await createTestDatabase(stack, name), 4);
     await migrateLatest(db);
     redis = createRedis(stack.redisUrl, 'producer');
     queues = createQueues(redis, name);

@@ -7,7 +7,7 @@ import { createPayment, ledgerSums, sentTransactions, waitForStatus } from '../s
 
 /**
  * Crash test: a settlement worker is killed with SIGKILL at each step of a settlement (PAYFLOW_CRASH_AT, a
- * test-only switch in workers/settlement/crashPoint.ts), then the next worker carries on. Whatever the crash point,
+ * test-only switch in shared/crashPoint.ts), then the next worker carries on. Whatever the crash point,
  * each deposit is swept exactly once on-chain, and the ledger balances.
  *
  * The gateway's own worker scans the chain but does not settle (WORKER_QUEUES without `settlement`); each round

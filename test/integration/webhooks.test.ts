@@ -407,6 +407,32 @@ describe('webhooks: delivery log, retries, endpoint management (API + worker pro
     await waitForDelivery(m.api_key, delivery_id, (x) => x.attempt_count >= 1 && x.attempts[0].status_code === 500);
   });
 
+  it('an API process killed between a payment\'s commit and sending its first webhook job: the webhook still arrives', async () => {
+    const m = await createTestMerchant(gw);
+    const t = await target();
+    await endpoint(m.api_key, t.url);
+    // This API process SIGKILLs itself once the creating statement has committed, before it sends the delivery's
+    // first job to BullMQ (shared/crashPoint.ts): the request gets no answer and no outbox row was written.
+    const doomed = await gw.startApi({ PAYFLOW_CRASH_AT: 'before_first_attempts' });
+    const answer = await fetch(`http://127.0.0.1:${doomed.port}/api/v1/payments`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${m.api_key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ amount: '0.02', currency: 'ETH' }),
+    }).then(
+      (res) => `answered ${res.status}`,
+      () => 'no answer',
+    );
+    expect(answer).to.equal('no answer');
+    await waitFor(async () => doomed.child.signalCode !== null, 10_000, () => doomed.output());
+    expect(doomed.child.signalCode).to.equal('SIGKILL');
+    const [payment] = await gw.db('payments').where({ merchant_id: m.id });
+    expect(payment, 'the payment committed before the crash').to.not.equal(undefined);
+
+    // The worker's maintenance pass finds the delivery overdue with no job and re-queues it.
+    await waitFor(async () => t.requests.some((r) => r.event.type === 'payment.created' && r.event.data.id === payment.id), 20_000, () => gw.logs());
+    expect(t.requests.filter((r) => r.event.data.id === payment.id)).to.have.length(1);
+  });
+
   it('a delivery whose BullMQ job vanished (Redis lost its keys) is re-queued from Postgres and delivered', async () => {
     const m = await createTestMerchant(gw);
     const t = await target((n) => (n === 1 ? { status: 503, headers: { 'retry-after': '3' } } : { status: 200 }));

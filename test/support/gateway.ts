@@ -4,13 +4,12 @@ import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { createDb, migrateLatest, type Db } from '../../shared/db.js';
 import { freePort } from '../../scripts/devstack/ports.js';
 import { Wallet } from 'ethers';
 import { devAccounts, rpcCall, startDevChain } from '../../scripts/devstack/chain.js';
 import { deployDevToken } from '../../scripts/devstack/token.js';
-import { getTestStack, type TestStack } from './stack.js';
+import { createTestDatabase, getTestStack, type TestStack } from './stack.js';
 import { procfileNodeArgs } from './procfile.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -67,11 +66,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> 
   // Settlement's gas tank (GAS_TANK_PRIVATE_KEY), given 100 ETH by dev account 0: token sweeps draw their gas from it.
   const gasTank = Wallet.createRandom();
   await rpcCall(devChain.rpcUrl, 'eth_sendTransaction', [{ from: devAccounts(1)[0].address, to: gasTank.address, value: `0x${(100n * 10n ** 18n).toString(16)}` }]);
-  const admin = new pg.Client({ connectionString: stack.databaseUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${dbName}`);
-  await admin.end();
-  const databaseUrl = stack.databaseUrl.replace(/\/[^/]+$/, `/${dbName}`);
+  const databaseUrl = await createTestDatabase(stack, dbName);
   const db = createDb(databaseUrl, 4, 'payflow-test');
   await migrateLatest(db);
 

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { devAccounts, startDevChain } from '../../scripts/devstack/chain.js';
 import { freePort } from '../../scripts/devstack/ports.js';
 import { startEmbeddedPostgres } from '../../scripts/devstack/postgres.js';
@@ -154,4 +155,16 @@ export function getTestStack(): Promise<TestStack> {
 /** Stops the shared stack if it was started; the next getTestStack() starts a new one. */
 export async function stopTestStack(): Promise<void> {
   await (globalThis as GlobalWithStack)[TEST_STACK_KEY]?.stop();
+}
+
+/** A new, empty database on the stack's Postgres (one per test file or gateway, so none sees another's rows); its URL. */
+export async function createTestDatabase(stack: Pick<TestStack, 'databaseUrl'>, name: string): Promise<string> {
+  const admin = new pg.Client({ connectionString: stack.databaseUrl });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  return stack.databaseUrl.replace(/\/[^/]+$/, `/${name}`);
 }

@@ -3,6 +3,7 @@ import type { Db } from '../../shared/db.js';
 import type { Logger } from '../../shared/logger.js';
 import type { Queues } from '../../shared/queues/redis.js';
 import type { QueueName } from '../../shared/queues/names.js';
+import { withTimeout } from '../../shared/withTimeout.js';
 
 interface OutboxRow {
   id: number;
@@ -59,6 +60,7 @@ export async function relayOutboxBatch(
         ),
       ),
       addTimeoutMs,
+      `Redis did not accept the jobs within ${addTimeoutMs} ms`,
     );
     return { relayed: rows.length, oldestLagSeconds: (now - rows[0].created_at.getTime()) / 1000 };
   });
@@ -139,12 +141,4 @@ export function startOutboxRelay(opts: {
       await listener?.end().catch(() => {});
     },
   };
-}
-
-function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Redis did not accept the jobs within ${ms} ms`)), ms);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }

@@ -8,7 +8,7 @@ import type { PaymentRow, TransferRow } from '../../shared/payments/paymentRow.j
 import type { DepositWallet } from '../../shared/wallet/hdWallet.js';
 import { hasUnfinalTransfers } from '../../shared/payments/reevaluatePayment.js';
 import { ERC20, estimateGas, feeData, headNumber, nativeBalance, tokenBalance, transactionCount } from './chainCalls.js';
-import { crashPoint } from './crashPoint.js';
+import { crashPoint } from '../../shared/crashPoint.js';
 import { bumpedFees, depositSweepFees, nativeSweepValue } from './fees.js';
 import { finalizeSettlement } from './finalizeSettlement.js';
 import { fundFromGasTank, GasTankEmptyError, type SettlementObserver } from './gasTank.js';

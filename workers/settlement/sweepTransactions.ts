@@ -2,7 +2,7 @@ import { Transaction, type BaseWallet } from 'ethers';
 import type { Db } from '../../shared/db.js';
 import type { RpcClient } from '../../shared/chain/rpcClient.js';
 import { broadcast, receipt, type Receipt } from './chainCalls.js';
-import { crashPoint } from './crashPoint.js';
+import { crashPoint } from '../../shared/crashPoint.js';
 import type { Fees } from './fees.js';
 
 /**
