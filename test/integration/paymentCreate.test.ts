@@ -104,7 +104,7 @@ describe('payment creation: address pool, one statement, cached merchant setting
   it('payments created at the same moment each stand alone: repeats of an order_id fail alone, the rest commit once', async () => {
     // 40 at once into one API process: its batches mix fresh payments with repeated order_ids. A repeat is not
     // inserted (it alone), goes the general way and answers 409 naming the one that was; the rest commit.
-    const bodies = Array.from({ length: 40 }, (_, i) => ({ amount: '0.01', currency: 'ETH', ...(i < 20 ? { order_id: `burst-${i % 10}` } : {}) }));
+    const bodies = Array.from({ length: 40 }, (_, i) => ({ amount: '0.01', currency: 'ETH', metadata: { n: i }, ...(i < 20 ? { order_id: `burst-${i % 10}` } : {}) }));
     const results = await Promise.all(bodies.map((body) => create(body)));
     const byOrder = new Map<string, typeof results>();
     results.forEach((r, i) => {
@@ -125,6 +125,12 @@ describe('payment creation: address pool, one statement, cached merchant setting
     const events = await gw.db('events').whereIn('payment_id', created).select('id', 'payment_id', 'data');
     expect(events.map((e) => e.payment_id).sort()).to.deep.equal([...created].sort());
     for (const e of events) expect(e.data.id).to.equal(e.payment_id);
+    // Each row's JSON values (metadata, the event's data) went to that row, not a neighbour in the batch.
+    const stored = await gw.db('payments').whereIn('id', created).select('id', 'metadata');
+    const sent = new Map(results.filter((r) => r.status === 201).map((r) => [r.body.id as string, r.body.metadata]));
+    for (const row of stored) expect(row.metadata, row.id).to.deep.equal(sent.get(row.id));
+    for (const e of events) expect(e.data.metadata).to.deep.equal(sent.get(e.payment_id));
+    expect(new Set(stored.map((r) => r.metadata.n)).size).to.equal(30);
     const deliveries = await gw.db('webhook_deliveries').whereIn('event_id', events.map((e) => e.id));
     expect(deliveries).to.have.length(30);
     expect(Number((await gw.db('payments').where('order_id', 'like', 'burst-%').count('* as n').first())!.n)).to.equal(10);
