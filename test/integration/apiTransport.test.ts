@@ -5,7 +5,7 @@ import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { call, createTestMerchant, startGateway, stopChild, waitFor, type Gateway } from '../support/gateway.js';
+import { call, clearOfRateLimitEdge, createTestMerchant, startGateway, stopChild, waitFor, type Gateway } from '../support/gateway.js';
 import { expectMatchesSpec } from '../support/apiSchema.js';
 
 /**
@@ -33,16 +33,8 @@ describe('API transport: rate limits, proxies, HTTP/2, logs', function () {
   }
 
   describe('rate limits', () => {
-    /**
-     * The limiter's window slides over fixed 60 s buckets (api/middleware/rateLimitStore.ts): just past a bucket's
-     * end, the previous bucket's count is weighted by a little under 1 and rounds down, so a budget spent a moment
-     * before the edge frees one request. The tests below spend budgets and then expect 429s (≈ 1 s in all), so
-     * they start with at least 15 s of a bucket left: a 429 they expect never meets a bucket's edge (a CI run did).
-     */
-    before(async () => {
-      const leftMs = 60_000 - (Date.now() % 60_000);
-      if (leftMs < 15_000) await new Promise((r) => setTimeout(r, leftMs + 50));
-    });
+    // These spend budgets and then expect 429s (≈ 1 s in all): clear of a bucket's edge.
+    before(() => clearOfRateLimitEdge());
 
     it('limits reads per API key: 429 with Retry-After and X-RateLimit-* once the budget is spent', async () => {
       const seen: number[] = [];
