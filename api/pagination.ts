@@ -9,7 +9,7 @@ export const listQuery = z
     starting_after: z.string().max(64).optional(),
     ending_before: z.string().max(64).optional(),
   })
-  .passthrough();
+  .loose();
 
 /**
  * Cursor pagination over a table with a `seq` column, newest first: `starting_after` pages towards older

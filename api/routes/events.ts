@@ -31,7 +31,7 @@ const listEventsQuery = z
     type: z.string().min(1).max(100).regex(/^[a-z_.*]+$/, 'must be an event type such as payment.confirmed').optional(),
     payment: z.string().min(1).max(64).optional(),
   })
-  .passthrough();
+  .loose();
 
 /**
  * GET /api/v1/events and /api/v1/events/:id: every event recorded for the merchant (the same ones webhooks

@@ -13,7 +13,7 @@ const ledgerQuery = z
     currency: z.string().max(16).optional(),
     chain_id: z.coerce.number().int().positive().optional(),
   })
-  .passthrough();
+  .loose();
 
 /**
  * GET /api/v1/balance — per asset: what PayFlow holds for the merchant (`pending`) and the totals received,

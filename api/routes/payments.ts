@@ -24,7 +24,7 @@ const redirectUrl = z
 
 const createPaymentBody = z
   .object({
-    amount: z.string({ invalid_type_error: 'must be a decimal string, e.g. "0.05"' }).max(100),
+    amount: z.string({ error: (issue) => (issue.code === 'invalid_type' && issue.input !== undefined ? 'must be a decimal string, e.g. "0.05"' : undefined) }).max(100),
     currency: z.string().min(1).max(16),
     chain_id: z.number().int().positive().optional(),
     order_id: z.string().min(1).max(200).optional(),
@@ -40,7 +40,7 @@ const createPaymentBody = z
 
 const cancelBody = z.object({}).strict();
 
-const listPaymentsQuery = z.object({ status: z.enum(PAYMENT_STATUSES).optional() }).passthrough();
+const listPaymentsQuery = z.object({ status: z.enum(PAYMENT_STATUSES).optional() }).loose();
 
 export function paymentRoutes(deps: ApiDeps): Router {
   const router = createRouter();

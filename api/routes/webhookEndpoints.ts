@@ -39,7 +39,7 @@ const updateEndpointBody = z
   .object({ url: endpointUrl.optional(), events: eventTypes.optional(), enabled: z.boolean().optional() })
   .strict();
 
-const deliveryListQuery = z.object({ status: z.enum(['pending', 'succeeded', 'failed']).optional() }).passthrough();
+const deliveryListQuery = z.object({ status: z.enum(['pending', 'succeeded', 'failed']).optional() }).loose();
 
 /** `[]` in the database means every event. */
 const storedEvents = (events: string[] | undefined) => (!events || events.includes('*') ? [] : [...new Set(events)]);
