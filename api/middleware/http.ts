@@ -5,6 +5,7 @@ import compress from 'koa-compress';
 import conditional from 'koa-conditional-get';
 import etag from '@koa/etag';
 import helmet from 'koa-helmet';
+import { jsonOf } from '../../shared/serializedJson.js';
 
 /** The security headers of JSON answers (securityHeaders, below). */
 const JSON_SECURITY_HEADERS = Object.entries({
@@ -103,6 +104,6 @@ export function serializeJson(): Koa.Middleware {
     const proto = Object.getPrototypeOf(body);
     if (!(Array.isArray(body) || proto === Object.prototype || proto === null)) return; // Buffer, stream, Blob, …
     if (!/\bjson\b/i.test(ctx.response.type)) return;
-    ctx.body = JSON.stringify(body); // the type stays JSON: Koa sets one for a string only when there is none
+    ctx.body = jsonOf(body); // the type stays JSON: Koa sets one for a string only when there is none
   };
 }

@@ -4,6 +4,7 @@ import type Koa from 'koa';
 import type { Db } from '../../shared/db.js';
 import { ApiError, invalidRequest } from '../../shared/errors.js';
 import { errorBody } from './errors.js';
+import { jsonOf } from '../../shared/serializedJson.js';
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 /** An in-progress key whose request has not finished after this long is presumed dead (process crashed) and taken over. */
@@ -73,7 +74,7 @@ export function idempotency(db: Db, opts: { scopeOf: (ctx: Koa.Context) => strin
       }
       const storable = (ctx.status < 300 || ctx.status === 409) && ctx.body !== undefined && typeof ctx.body === 'object' && !Buffer.isBuffer(ctx.body);
       if (storable) {
-        const body = JSON.stringify(ctx.body);
+        const body = jsonOf(ctx.body as object);
         await db('idempotency_keys').where({ scope, key }).update({ status: 'completed', response_status: ctx.status, response_body: sealing.seal(body) });
         ctx.type = 'application/json';
         ctx.body = body;

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Db, Tx } from '../db.js';
 import { newId, randomBase62 } from '../ids.js';
 
@@ -13,7 +13,7 @@ export function generateApiKey(mode: 'live' | 'test'): string {
 }
 
 export function hashApiKey(key: string): string {
-  return createHash('sha256').update(key).digest('hex');
+  return hash('sha256', key, 'hex'); // one-shot: a third of createHash's cost, on every authenticated request
 }
 
 export async function insertApiKey(

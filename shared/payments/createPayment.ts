@@ -8,6 +8,7 @@ import type { MerchantSettingsCache } from '../merchants/settingsCache.js';
 import { countPaymentEventOnCommit } from '../metrics.js';
 import { BATCHING, createBatcher } from '../batching.js';
 import { queryPrepared } from '../preparedQuery.js';
+import { serializeOnce } from '../serializedJson.js';
 import type { AddressSource } from '../wallet/addressPool.js';
 import { newId } from '../ids.js';
 import { parseAmount } from '../money.js';
@@ -304,7 +305,7 @@ async function createCustodialInOneStatement(
       merchantId, settings.underpaidTolerancePercent, id, row.chain_id, row.currency, row.token_address, row.decimals, row.amount,
       row.address, row.address_index, row.confirmations_required, row.finality_tag, row.underpaid_tolerance, row.order_id,
       JSON.stringify(row.metadata), row.checkout_url, row.success_url, row.cancel_url, row.expires_at, now,
-      newId('evt'), JSON.stringify(payment), requestId ?? null,
+      newId('evt'), serializeOnce(payment), requestId ?? null,
     ]);
   } catch (err) {
     fast.addresses.giveBack(deposit); // nothing was written: the address is still unused
