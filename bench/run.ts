@@ -55,7 +55,7 @@ const resultsDir = path.join(repoRoot, 'bench/results');
  * neither runs dry nor drops to the half where the worker refills it while POST is measured. The soak that follows
  * does drain it: the API then derives addresses itself, as designed.
  */
-const addressPoolSize = Number(argValue('--address-pool') ?? (quick ? 50_000 : 250_000));
+const addressPoolSize = Number(argValue('--address-pool') ?? (quick ? 50_000 : 400_000));
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -99,6 +99,17 @@ function cpuMs(pid: number, children = false): number {
     }
   }
   return (total * 1000) / 100; // USER_HZ is 100 on Linux
+}
+
+/**
+ * CPU time (ms) the whole machine has spent busy so far, every process and the kernel (interrupts, loopback
+ * networking) together: /proc/stat's first line minus idle and iowait. Next to the processes' own figures it shows
+ * what no process is charged for, and, per second, how close the cores are to full.
+ */
+function machineBusyMs(): number {
+  const [, ...fields] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/);
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = fields.map(Number);
+  return ((user + nice + system + irq + softirq + steal) * 1000) / 100; // USER_HZ is 100 on Linux
 }
 
 /**
@@ -245,7 +256,9 @@ async function compare(base: Side, api: Side): Promise<{ a: LoadResult; b: LoadR
     rounds.push({ a, b, ratio: ratio(a.rps, b.rps), ...(waits ? { apiPostgresWaits: waits } : {}) });
     const cpuLine = (c?: Record<string, number>) => (c ? Object.entries(c).map(([k, us]) => `${k} ${us}`).join(', ') : '?');
     const gcLine = a.apiGc ? `; API GC: ${a.apiGc.majorPerSecond} full/s, ${Math.round(a.apiGc.gcShare * 1000) / 10} % of the run` : '';
-    say(`  round ${i + 1}: ${a.rps} vs ${b.rps} req/s; CPU µs/request PayFlow: ${cpuLine(a.cpuUsPerRequest)} | baseline: ${cpuLine(b.cpuUsPerRequest)}${gcLine}`);
+    // The machine's busy share over the run: its CPU per request × requests per second, over the cores.
+    const busy = (r: LoadResult) => (r.cpuUsPerRequest?.machine ? ` (cores ${Math.round((r.cpuUsPerRequest.machine * r.rps) / 1e4 / os.cpus().length)} % busy)` : '');
+    say(`  round ${i + 1}: ${a.rps} vs ${b.rps} req/s; CPU µs/request PayFlow: ${cpuLine(a.cpuUsPerRequest)}${busy(a)} | baseline: ${cpuLine(b.cpuUsPerRequest)}${busy(b)}${gcLine}`);
   }
   const median = [...rounds].sort((x, y) => x.ratio - y.ratio)[Math.floor(rounds.length / 2)];
   return { ...median, rounds };
@@ -295,6 +308,8 @@ async function main() {
     postgres: postgresCpu,
     'postgres for server': apiBackends.meter,
     'postgres for worker': workerBackends.meter,
+    redis: () => cpuMs(gw.stack.pids.redis),
+    machine: machineBusyMs,
   };
   /** What every HTTP figure measures on the gateway's side besides the load: CPU by process, the API's GC. */
   const gatewaySide = {
@@ -304,7 +319,7 @@ async function main() {
     },
     gc: apiGcReader(gw.apiUrl, gw.adminToken),
   };
-  const baselineCpu = (child: ChildProcess) => ({ server: () => cpuMs(child.pid!), postgres: postgresCpu });
+  const baselineCpu = (child: ChildProcess) => ({ server: () => cpuMs(child.pid!), postgres: postgresCpu, redis: () => cpuMs(gw.stack.pids.redis), machine: machineBusyMs });
   const baselineEnv = { DATABASE_URL: gw.databaseUrl, REDIS_URL: gw.stack.redisUrl, DATABASE_POOL_MAX: poolMax };
   const merchant = await createTestMerchant(gw, 'Bench Shop');
   const auth = { authorization: `Bearer ${merchant.api_key}` };
