@@ -5,7 +5,6 @@ import { registerSampledMetrics, setMetricsService } from '../shared/metrics.js'
 import { closeQueues, createQueues, createRedis } from '../shared/queues/redis.js';
 import { createDepositWallet } from '../shared/wallet/hdWallet.js';
 import { createDeliveryDispatcher } from '../shared/webhooks/dispatchDeliveries.js';
-import { threadSender } from '../shared/webhooks/jobSender.js';
 import { createApp } from './app.js';
 import { answerHealth } from './health.js';
 import { jwtKey } from './auth/merchantAuth.js';
@@ -20,10 +19,7 @@ const redis = createRedis(config.redisUrl, 'producer');
 const queues = createQueues(redis, config.queuePrefix);
 setMetricsService('api');
 registerSampledMetrics({ db, queues });
-// First webhook jobs of new payments are sent from a worker thread: on this event loop they cost more than a
-// quarter of a payment creation (shared/webhooks/jobSender.ts).
-const jobSender = threadSender(config.redisUrl, config.queuePrefix);
-const deliveries = createDeliveryDispatcher({ db, queues, log, sender: jobSender });
+const deliveries = createDeliveryDispatcher({ db, queues, log });
 let stopping = false;
 const app = createApp({
   config,
@@ -65,7 +61,6 @@ async function shutdown(signal: string) {
   clearInterval(idempotencySweep);
   await server.close(20_000);
   await deliveries.drain(); // first webhook attempts of payments created just before: to Redis or the outbox
-  await jobSender.close();
   await closeQueues(queues).catch(() => {});
   await Promise.all([db.destroy(), redis.quit().catch(() => {})]);
   log.info('api stopped');

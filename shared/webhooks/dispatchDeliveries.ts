@@ -6,7 +6,6 @@ import { enqueueInTx, type OutboxJob } from '../outbox/enqueue.js';
 import { QUEUES } from '../queues/names.js';
 import type { Queues } from '../queues/redis.js';
 import { withTimeout } from '../withTimeout.js';
-import { queueSender, type JobSender } from './jobSender.js';
 
 /** A delivery just committed: its id, and the request id its jobs carry (or null). */
 export type NewDelivery = [deliveryId: string, requestId: string | null];
@@ -41,10 +40,8 @@ const REDIS_PAUSE_MS = 5000;
  * for the maintenance pass: later, never lost. A job sent twice (a timed-out `addBulk` that landed after all, and
  * its outbox copy) has the same job id, and its delivery's lease makes a second run harmless.
  */
-export function createDeliveryDispatcher(opts: { db: Db; queues: Queues; log: Logger; addTimeoutMs?: number; sender?: JobSender }): DeliveryDispatcher {
+export function createDeliveryDispatcher(opts: { db: Db; queues: Queues; log: Logger; addTimeoutMs?: number }): DeliveryDispatcher {
   const { db, queues, log, addTimeoutMs = 5000 } = opts;
-  // The API process passes a worker thread's sender (api/main.ts); otherwise jobs go from this thread.
-  const sender = opts.sender ?? queueSender(queues[QUEUES.webhooks]);
   let waiting: NewDelivery[] = [];
   let sending: Promise<void> | undefined;
   let skipRedisUntil = 0;
@@ -53,7 +50,7 @@ export function createDeliveryDispatcher(opts: { db: Db; queues: Queues; log: Lo
     if (Date.now() < skipRedisUntil) return false;
     try {
       const bulk = jobs.map((j) => ({ name: j.name, data: j.payload, opts: { jobId: j.jobId } }));
-      await withTimeout(sender.addBulk(bulk), addTimeoutMs, `Redis did not accept the jobs within ${addTimeoutMs} ms`);
+      await withTimeout(queues[QUEUES.webhooks].addBulk(bulk), addTimeoutMs, `Redis did not accept the jobs within ${addTimeoutMs} ms`);
       return true;
     } catch (err) {
       skipRedisUntil = Date.now() + REDIS_PAUSE_MS;

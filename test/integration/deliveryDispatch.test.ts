@@ -5,7 +5,6 @@ import type { Logger } from '../../shared/logger.js';
 import { metricsRegistry } from '../../shared/metrics.js';
 import { closeQueues, createQueues, createRedis, type Queues } from '../../shared/queues/redis.js';
 import { createDeliveryDispatcher, type NewDelivery } from '../../shared/webhooks/dispatchDeliveries.js';
-import { threadSender } from '../../shared/webhooks/jobSender.js';
 import { relayOutboxBatch } from '../../workers/outbox/relayOutbox.js';
 import { freePort } from '../../scripts/devstack/ports.js';
 import { createTestDatabase, getTestStack } from '../support/stack.js';
@@ -20,7 +19,6 @@ describe('webhooks.dispatchDeliveries', function () {
   let redis: ReturnType<typeof createRedis>;
   let queues: Queues;
   let prefix: string;
-  let redisUrl: string;
   const opened: { quit(): Promise<unknown> }[] = [];
 
   before(async () => {
@@ -28,7 +26,6 @@ describe('webhooks.dispatchDeliveries', function () {
     prefix = `dd_${randomBytes(4).toString('hex')}`;
     db = createDb(await createTestDatabase(stack, prefix), 4);
     await migrateLatest(db);
-    redisUrl = stack.redisUrl;
     redis = createRedis(stack.redisUrl, 'producer');
     queues = createQueues(redis, prefix);
   });
@@ -77,42 +74,6 @@ describe('webhooks.dispatchDeliveries', function () {
     expect(await outboxJobs()).to.deep.equal([]);
     expect((await firstAttempts('redis')) - before).to.equal(2);
     expect(lines).to.deep.equal([]);
-  });
-
-  it('from a worker thread, as the API process sends them: the same jobs; after the thread is gone a new one takes over', async () => {
-    const sender = threadSender(redisUrl, prefix);
-    try {
-      const dispatcher = createDeliveryDispatcher({ db, queues, log: recordingLog().log, sender });
-      dispatcher.dispatch([
-        ['whd_t1', 'req-t1'],
-        ['whd_t2', null],
-      ]);
-      await dispatcher.drain();
-      const t1 = await queues.webhooks.getJob('whd_t1-0');
-      expect([t1?.name, t1?.data, t1?.opts.attempts]).to.deep.equal(['deliver', { deliveryId: 'whd_t1', requestId: 'req-t1' }, 8]);
-      expect((await queues.webhooks.getJob('whd_t2-0'))?.data).to.deep.equal({ deliveryId: 'whd_t2' });
-      await sender.close(); // the thread ends; the next batch starts another
-      dispatcher.dispatch([['whd_t3', null]]);
-      await dispatcher.drain();
-      expect((await queues.webhooks.getJob('whd_t3-0'))?.data).to.deep.equal({ deliveryId: 'whd_t3' });
-      expect(await outboxJobs()).to.deep.equal([]);
-    } finally {
-      await sender.close();
-    }
-  });
-
-  it('a worker thread that cannot reach Redis: its batch goes into the outbox', async () => {
-    const sender = threadSender(`redis://127.0.0.1:${await freePort()}`, prefix);
-    try {
-      const { log, lines } = recordingLog();
-      const dispatcher = createDeliveryDispatcher({ db, queues, log, sender, addTimeoutMs: 3000 });
-      dispatcher.dispatch([['whd_td1', null]]);
-      await dispatcher.drain();
-      expect(await outboxJobs()).to.deep.equal([{ queue: 'webhooks', job_name: 'deliver', job_id: 'whd_td1-0', payload: { deliveryId: 'whd_td1' } }]);
-      expect(lines.map((l) => l.level)).to.deep.equal(['warn']);
-    } finally {
-      await sender.close();
-    }
   });
 
   it('coalesces: deliveries handed over while a send is in flight go out together in the next one', async () => {
