@@ -7,7 +7,7 @@ import { invalidRequest } from '../shared/errors.js';
  * Messages are ours (`describeIssue`), not zod's defaults, so they read the same across zod versions.
  */
 export function validate<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
-  const result = schema.safeParse(input ?? {}, { error: describeIssue });
+  const result = schema.safeParse(input ?? {}, PARSE_OPTIONS);
   if (result.success) return result.data;
   const issue = innermost(result.error.issues[0]);
   if (issue.code === 'unrecognized_keys') {
@@ -19,6 +19,8 @@ export function validate<S extends z.ZodType>(schema: S, input: unknown): z.outp
 }
 
 const MISSING = 'Required';
+// One options object for every parse: validate runs on every request with a body.
+const PARSE_OPTIONS = { error: describeIssue };
 
 /** A record's bad key comes wrapped (`invalid_key`); its own issue names the key and says what is wrong with it. */
 function innermost(issue: z.core.$ZodIssue): z.core.$ZodIssue {
@@ -33,7 +35,7 @@ const typeOf = (value: unknown) => (value === null ? 'null' : Array.isArray(valu
 const unit = (origin: string) => (origin === 'string' ? ' character(s)' : origin === 'array' || origin === 'set' ? ' item(s)' : '');
 
 /** Messages for zod's issues (a schema's own message, as in `refine(…, 'must be …')`, takes precedence). */
-export function describeIssue(issue: z.core.$ZodRawIssue): string | undefined {
+function describeIssue(issue: z.core.$ZodRawIssue): string | undefined {
   switch (issue.code) {
     case 'invalid_type':
       if (issue.input === undefined) return MISSING;

@@ -302,14 +302,15 @@ async function main() {
   // Postgres's own processes: WAL writer, checkpointer, autovacuum).
   const apiBackends = postgresBackendsCpu(gw.db, 'payflow-api');
   const workerBackends = postgresBackendsCpu(gw.db, 'payflow-worker');
+  // Both sides share Redis and the machine; each side's rounds read them for themselves.
+  const sharedCpu = { redis: () => cpuMs(gw.stack.pids.redis), machine: machineBusyMs };
   const gatewayCpu = {
     server: () => cpuMs(gw.api.pid!),
     worker: () => cpuMs(gw.workers[0].pid!),
     postgres: postgresCpu,
     'postgres for server': apiBackends.meter,
     'postgres for worker': workerBackends.meter,
-    redis: () => cpuMs(gw.stack.pids.redis),
-    machine: machineBusyMs,
+    ...sharedCpu,
   };
   /** What every HTTP figure measures on the gateway's side besides the load: CPU by process, the API's GC. */
   const gatewaySide = {
@@ -319,7 +320,7 @@ async function main() {
     },
     gc: apiGcReader(gw.apiUrl, gw.adminToken),
   };
-  const baselineCpu = (child: ChildProcess) => ({ server: () => cpuMs(child.pid!), postgres: postgresCpu, redis: () => cpuMs(gw.stack.pids.redis), machine: machineBusyMs });
+  const baselineCpu = (child: ChildProcess) => ({ server: () => cpuMs(child.pid!), postgres: postgresCpu, ...sharedCpu });
   const baselineEnv = { DATABASE_URL: gw.databaseUrl, REDIS_URL: gw.stack.redisUrl, DATABASE_POOL_MAX: poolMax };
   const merchant = await createTestMerchant(gw, 'Bench Shop');
   const auth = { authorization: `Bearer ${merchant.api_key}` };
