@@ -7,7 +7,7 @@ import { requestContext } from './middleware/requestContext.js';
 import { jsonBody } from './middleware/jsonBody.js';
 import { merchantAuth, merchantIdOf } from './auth/merchantAuth.js';
 import { createApiKeyCache } from './auth/apiKeyCache.js';
-import { createDeliveryDispatcher } from '../shared/webhooks/dispatchDeliveries.js';
+import { createDeliveryDispatcher, viaHandoff } from '../shared/webhooks/dispatchDeliveries.js';
 import { compressJson, conditionalGet, corsFor, securityHeaders, serializeJson } from './middleware/http.js';
 import { idempotency } from './middleware/idempotency.js';
 import { ipRateLimit, merchantRateLimit } from './middleware/rateLimit.js';
@@ -37,7 +37,7 @@ export function createApp(deps: ApiDeps): Koa {
   deps = {
     ...deps,
     apiKeys: deps.apiKeys ?? createApiKeyCache(deps.db, deps.config.apiKeyCacheTtlMs),
-    deliveries: deps.deliveries ?? createDeliveryDispatcher(deps),
+    deliveries: deps.deliveries ?? createDeliveryDispatcher({ ...deps, transport: viaHandoff(deps.redis, deps.config.queuePrefix) }),
   };
 
   // GET /health is answered before Koa, by the server in api/main.ts (api/health.ts).

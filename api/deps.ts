@@ -16,11 +16,11 @@ export interface ApiDeps {
   jwtKey: KeyObject;
   /** Verified API keys, cached briefly; createApp makes one when absent. */
   apiKeys?: ApiKeyCache;
-  /** Producer connection (fails fast when Redis is down): readiness, Bull Board, rate limits. */
+  /** Producer connection (fails fast when Redis is down): readiness, Bull Board, rate limits, first webhook attempts. */
   redis: RedisConnection;
-  /** The BullMQ queues: Bull Board, queue-depth metrics, and the first attempts of new payments' webhooks. */
+  /** The BullMQ queues: Bull Board and queue-depth metrics. */
   queues: Queues;
-  /** Sends those first attempts after commit; createApp makes one when absent (api/main.ts drains it at stop). */
+  /** Hands new payments' first webhook attempts to the workers after commit; createApp makes one when absent (api/main.ts drains it at stop). */
   deliveries?: DeliveryDispatcher;
   /** True once SIGTERM arrived: /ready answers 503 so load balancers stop routing here. */
   isStopping?: () => boolean;

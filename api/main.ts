@@ -4,7 +4,7 @@ import { createLogger } from '../shared/logger.js';
 import { registerSampledMetrics, setMetricsService } from '../shared/metrics.js';
 import { closeQueues, createQueues, createRedis } from '../shared/queues/redis.js';
 import { createDepositWallet } from '../shared/wallet/hdWallet.js';
-import { createDeliveryDispatcher } from '../shared/webhooks/dispatchDeliveries.js';
+import { createDeliveryDispatcher, viaHandoff } from '../shared/webhooks/dispatchDeliveries.js';
 import { createApp } from './app.js';
 import { answerHealth } from './health.js';
 import { jwtKey } from './auth/merchantAuth.js';
@@ -18,8 +18,8 @@ const db = createDb(config.databaseUrl, config.databasePoolMax, 'payflow-api');
 const redis = createRedis(config.redisUrl, 'producer');
 const queues = createQueues(redis, config.queuePrefix);
 setMetricsService('api');
-registerSampledMetrics({ db, queues });
-const deliveries = createDeliveryDispatcher({ db, queues, log });
+registerSampledMetrics({ db, queues, redis });
+const deliveries = createDeliveryDispatcher({ db, transport: viaHandoff(redis, config.queuePrefix), log });
 let stopping = false;
 const app = createApp({
   config,

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { QUEUES } from '../shared/queues/names.js';
+import { handoffKey } from '../shared/webhooks/firstAttemptHandoff.js';
 import { freePort } from '../scripts/devstack/ports.js';
 import { devAccounts, rpcCall } from '../scripts/devstack/chain.js';
 import { call, createTestMerchant, startGateway, stopChild, waitFor, type Gateway } from '../test/support/gateway.js';
@@ -373,8 +374,9 @@ async function main() {
     if (wants('post')) {
       say('POST /api/v1/payments vs node:http + pg INSERT + BullMQ add…');
       // Like for like: the baseline adds a BullMQ job per request, and so does a merchant with a webhook endpoint
-      // (payment, event, delivery and outbox row in Postgres, relayed to BullMQ by the worker). The webhooks queue is
-      // paused meanwhile, as the baseline's queue has no consumer; those deliveries are cleared afterwards.
+      // (payment, event and delivery in Postgres; the delivery handed over by the API and its first job added to
+      // BullMQ by the worker). The webhooks queue is paused meanwhile, as the baseline's queue has no consumer; those
+      // deliveries are cleared afterwards.
       const hooksConnection = new Redis(gw.stack.redisUrl, { maxRetriesPerRequest: null });
       const hooks = new Queue(QUEUES.webhooks, { connection: hooksConnection, prefix: gw.env.QUEUE_PREFIX });
       await hooks.pause();
@@ -386,6 +388,7 @@ async function main() {
         { url: `${gw.apiUrl}/api/v1/payments`, connections: 64, duration, method: 'POST', headers: { ...auth, ...json }, body: paymentBody, ...gatewaySide },
       );
       await stopChild(base.child);
+      await waitFor(async () => (await hooksConnection.llen(handoffKey(gw.env.QUEUE_PREFIX))) === 0, 60_000);
       const jobsQueued = await hooks.count();
       await call(gw, 'DELETE', `/api/v1/webhook-endpoints/${endpoint.body.id}`, { auth: merchant.api_key });
       await waitFor(async () => Number((await gw.db('outbox').count('* as n').first())!.n) === 0, 120_000);

@@ -9,9 +9,11 @@
  *   after_broadcast  broadcast, not yet marked as broadcast
  *   before_receipt   mined with enough confirmations, before the receipt and the settlement are recorded
  * The API (test/integration/webhooks.test.ts: a payment.created webhook still arrives):
- *   before_first_attempts  payments and their webhook deliveries committed, their first jobs not yet sent
+ *   before_first_attempts  payments and their webhook deliveries committed, not yet handed to the workers
+ * A worker (the same test):
+ *   after_first_attempts_taken  handed-over first attempts taken from Redis, their jobs not yet added to BullMQ
  */
-export type CrashPoint = 'after_sign' | 'after_store' | 'after_broadcast' | 'before_receipt' | 'before_first_attempts';
+export type CrashPoint = 'after_sign' | 'after_store' | 'after_broadcast' | 'before_receipt' | 'before_first_attempts' | 'after_first_attempts_taken';
 
 // Read once: one of the points sits on payment creation's path, where reading process.env per batch is waste.
 const crashAt = process.env.NODE_ENV === 'production' ? undefined : process.env.PAYFLOW_CRASH_AT;

@@ -1,8 +1,10 @@
 import { sameSecret } from './sameSecret.js';
 import { withTimeout } from './withTimeout.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Queues } from './queues/redis.js';
+import type { Queues, RedisConnection } from './queues/redis.js';
 import type { Db } from './db.js';
+import { QUEUES } from './queues/names.js';
+import { handoffKey } from './webhooks/firstAttemptHandoff.js';
 
 /**
  * Prometheus metrics of one PayFlow process (API or worker), served at /metrics behind METRICS_TOKEN.
@@ -198,7 +200,7 @@ export const outboxRelayed = new Counter({
 
 export const webhookFirstAttempts = new Counter({
   name: 'payflow_webhook_first_attempts_total',
-  help: 'First attempts of the webhook deliveries of new payments, sent by this API process after commit: straight to Redis, into the outbox (Redis refused), or left to the maintenance pass (neither answered)',
+  help: 'First attempts of the webhook deliveries of new payments, by where they went: handed to the workers over Redis (API, after commit), made BullMQ jobs (worker), into the outbox (Redis refused), or left to the maintenance pass (neither answered)',
   labelNames: ['via'] as const,
   registers,
 });
@@ -245,7 +247,7 @@ export const JOB_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiti
  * queue depths. A dependency that does not answer within 2 s leaves its gauge out of that scrape (and
  * payflow_metrics_sample_errors_total counts it) rather than failing the whole scrape.
  */
-export function registerSampledMetrics(deps: { db: Db; queues?: Queues }): void {
+export function registerSampledMetrics(deps: { db: Db; queues?: Queues; redis?: RedisConnection }): void {
   const sampleErrors = new Counter({
     name: 'payflow_metrics_sample_errors_total',
     help: 'Scrape-time samples that failed or timed out, by source',
@@ -297,6 +299,20 @@ export function registerSampledMetrics(deps: { db: Db; queues?: Queues }): void 
           }
         }),
       );
+    },
+  });
+  const redis = deps.redis;
+  if (!redis) return;
+  new Gauge({
+    name: 'payflow_webhook_handoff_backlog',
+    help: 'First webhook attempts handed over by the API that no worker has taken yet (sampled from Redis)',
+    registers,
+    async collect() {
+      try {
+        this.set(await sampled(redis.llen(handoffKey(queues[QUEUES.webhooks].opts.prefix ?? 'bull'))));
+      } catch {
+        sampleErrors.inc({ source: 'redis' });
+      }
     },
   });
 }

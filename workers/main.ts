@@ -9,6 +9,7 @@ import { ensureCursor, scanChain } from './chain/scanChain.js';
 import { expireDuePayments } from './payments/expirePayments.js';
 import { deliverWebhook } from './webhooks/deliverWebhook.js';
 import { startOutboxRelay } from './outbox/relayOutbox.js';
+import { startFirstAttemptRelay } from './webhooks/relayFirstAttempts.js';
 import { startMaintenance } from './maintenance.js';
 import { startAddressPoolFiller } from './wallet/addressPoolFiller.js';
 import { settlePayment, type SettlementDeps } from './settlement/settlePayment.js';
@@ -47,7 +48,7 @@ const queues = createQueues(producer, config.queuePrefix);
 const rpcs = new Map(config.chains.map((c) => [c.chainId, createRpcClient(c.rpcUrl, { observer: rpcObserver(c.chainId) })]));
 const webhookSecrets = createWebhookSecretBox(config.webhookSecretsKeys);
 setMetricsService('worker');
-registerSampledMetrics({ db, queues });
+registerSampledMetrics({ db, queues, redis: producer });
 const metricsServer = await startMetricsServer({ ports: config.workerMetricsPorts, token: config.metricsToken, log });
 
 function observeScanStep(s: StepResult) {
@@ -163,6 +164,7 @@ const relay = startOutboxRelay({
     outboxRelayLag.set(r.oldestLagSeconds);
   },
 });
+const firstAttempts = startFirstAttemptRelay({ db, queues, redisUrl: config.redisUrl, queuePrefix: config.queuePrefix, log });
 const maintenance = startMaintenance({ config, db, queues, webhookSecrets, log });
 const addressPool = startAddressPoolFiller({ db, wallet: settlement.wallet, size: config.depositAddressPoolSize, log });
 const settlementReconciler = config.workerQueues.includes(QUEUES.settlement)
@@ -193,7 +195,7 @@ async function shutdown(signal: string) {
     await Promise.all([...running.values()].map(({ job, token }) => job.moveToWait(token).catch(() => {})));
     await Promise.all(workers.map((w) => w.close(true).catch(() => {})));
   }
-  await Promise.all([relay.stop(), maintenance.stop(), addressPool.stop(), settlementReconciler?.stop()]);
+  await Promise.all([relay.stop(), firstAttempts.stop(), maintenance.stop(), addressPool.stop(), settlementReconciler?.stop()]);
   await closeQueues(queues);
   await Promise.all([producer.quit().catch(() => {}), workerConnection.quit().catch(() => {}), db.destroy()]);
   await metricsServer.close();

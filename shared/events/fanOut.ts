@@ -42,7 +42,7 @@ export function fanOutCtes(): string {
 export const FAN_OUT_RESULT = `(SELECT pg_notify('payflow_outbox', '') WHERE EXISTS (SELECT 1 FROM jobs)) IS NOT NULL AS notified`;
 
 /**
- * Instead, for the hot path that sends first attempts itself after commit (dispatchDeliveries.ts): the new
+ * Instead, for the hot path whose first attempts are handed to the workers after commit (dispatchDeliveries.ts): the new
  * deliveries as a JSON array of [delivery id, request id or null].
  */
 export const FAN_OUT_DELIVERIES = `(SELECT coalesce(json_agg(json_build_array(d.id, e.request_id)), '[]') FROM deliveries d JOIN e ON e.id = d.event_id) AS deliveries`;

@@ -183,7 +183,7 @@ async function createInTransaction(
  * Creating a payment is the hottest write, so for the common case (a custodial merchant) it is one statement: the
  * payment row, its `payment.created` event and its webhook deliveries (fanOut.ts), atomically, in one round trip
  * with no transaction held open across round trips. The deliveries' first jobs are not written to the outbox: the
- * statement returns the deliveries and this process sends their jobs once it has committed
+ * statement returns the deliveries and this process hands them to the workers once it has committed
  * (shared/webhooks/dispatchDeliveries.ts says why that loses nothing). Nor is there a NOTIFY in it: Postgres
  * serialises the commits of all notifying transactions behind one lock, and with many payments created at once
  * their commits queued one by one (bench: 0.49× → 0.16× of the baseline when it had one).

@@ -4,8 +4,9 @@ import type { Logger } from '../logger.js';
 import { webhookFirstAttempts } from '../metrics.js';
 import { enqueueInTx, type OutboxJob } from '../outbox/enqueue.js';
 import { QUEUES } from '../queues/names.js';
-import type { Queues } from '../queues/redis.js';
+import type { Queues, RedisConnection } from '../queues/redis.js';
 import { withTimeout } from '../withTimeout.js';
+import { handOver } from './firstAttemptHandoff.js';
 
 /** A delivery just committed: its id, and the request id its jobs carry (or null). */
 export type NewDelivery = [deliveryId: string, requestId: string | null];
@@ -22,6 +23,32 @@ export interface DeliveryDispatcher {
   drain(): Promise<void>;
 }
 
+/**
+ * Where a dispatcher puts first attempts while Redis takes them:
+ *   handoff  the API: onto the workers' hand-over list (firstAttemptHandoff.ts), one cheap RPUSH per batch
+ *   queue    a worker: straight into BullMQ, as the jobs the outbox would have made
+ */
+export interface FirstAttemptTransport {
+  via: 'handoff' | 'queue';
+  send(batch: NewDelivery[]): Promise<unknown>;
+}
+
+export const viaHandoff = (redis: RedisConnection, queuePrefix: string): FirstAttemptTransport => ({
+  via: 'handoff',
+  send: (batch) => handOver(redis, queuePrefix, batch),
+});
+
+export const viaQueue = (queues: Queues): FirstAttemptTransport => ({
+  via: 'queue',
+  send: (batch) =>
+    queues[QUEUES.webhooks].addBulk(
+      batch.map((d) => {
+        const j = firstAttemptJob(d);
+        return { name: j.name, data: j.payload, opts: { jobId: j.jobId } };
+      }),
+    ),
+});
+
 const MAX_BATCH = 500;
 /** After Redis refused or timed out, how long first attempts go straight to the outbox instead of trying it. */
 const REDIS_PAUSE_MS = 5000;
@@ -31,45 +58,44 @@ const REDIS_PAUSE_MS = 5000;
  * creating statement, then claimed, deleted and sent to BullMQ by a worker's relay. The delivery row already says
  * everything its first job needs (pending, due now), and a pending delivery overdue with no job is re-queued by
  * every worker's maintenance pass (workers/maintenance.ts, WEBHOOK_REQUEUE_AFTER_SECONDS). So the creating statement
- * writes no outbox row: the API process sends the first attempts itself once the statement has committed, in
- * batches (one `addBulk` in flight; what commits meanwhile goes in the next one).
+ * writes no outbox row: once it has committed, the API process hands the first attempts to the workers over a Redis
+ * list, and a worker makes them BullMQ jobs with a dispatcher of its own. Both send in batches (one in flight; what
+ * commits meanwhile goes in the next one).
  *
  * If Redis refuses or does not answer within `addTimeoutMs`, the jobs go into the outbox after all (one small
- * transaction), and the relay sends them once Redis is back, as for any other job. Only if the process dies
- * between the commit and either of those, or Postgres refuses the outbox row as well, does a first attempt wait
- * for the maintenance pass: later, never lost. A job sent twice (a timed-out `addBulk` that landed after all, and
- * its outbox copy) has the same job id, and its delivery's lease makes a second run harmless.
+ * transaction), and the relay sends them once Redis is back, as for any other job. Only if a process dies
+ * between the commit (or the hand-over) and either of those, or Postgres refuses the outbox row as well, does a
+ * first attempt wait for the maintenance pass: later, never lost. A job sent twice (a timed-out send that landed
+ * after all, and its outbox copy) has the same job id, and its delivery's lease makes a second run harmless.
  */
-export function createDeliveryDispatcher(opts: { db: Db; queues: Queues; log: Logger; addTimeoutMs?: number }): DeliveryDispatcher {
-  const { db, queues, log, addTimeoutMs = 5000 } = opts;
+export function createDeliveryDispatcher(opts: { db: Db; transport: FirstAttemptTransport; log: Logger; addTimeoutMs?: number }): DeliveryDispatcher {
+  const { db, transport, log, addTimeoutMs = 5000 } = opts;
   let waiting: NewDelivery[] = [];
   let sending: Promise<void> | undefined;
   let skipRedisUntil = 0;
 
-  const toRedis = async (jobs: OutboxJob[]): Promise<boolean> => {
+  const toRedis = async (batch: NewDelivery[]): Promise<boolean> => {
     if (Date.now() < skipRedisUntil) return false;
     try {
-      const bulk = jobs.map((j) => ({ name: j.name, data: j.payload, opts: { jobId: j.jobId } }));
-      await withTimeout(queues[QUEUES.webhooks].addBulk(bulk), addTimeoutMs, `Redis did not accept the jobs within ${addTimeoutMs} ms`);
+      await withTimeout(transport.send(batch), addTimeoutMs, `Redis did not accept the jobs within ${addTimeoutMs} ms`);
       return true;
     } catch (err) {
       skipRedisUntil = Date.now() + REDIS_PAUSE_MS;
-      log.warn({ err: (err as Error).message, count: jobs.length }, `first webhook attempts go through the outbox for ${REDIS_PAUSE_MS} ms: Redis did not take them`);
+      log.warn({ err: (err as Error).message, count: batch.length }, `first webhook attempts go through the outbox for ${REDIS_PAUSE_MS} ms: Redis did not take them`);
       return false;
     }
   };
 
   const send = async (batch: NewDelivery[]) => {
-    const jobs = batch.map(firstAttemptJob);
-    if (await toRedis(jobs)) {
-      webhookFirstAttempts.inc({ via: 'redis' }, jobs.length);
+    if (await toRedis(batch)) {
+      webhookFirstAttempts.inc({ via: transport.via }, batch.length);
       return;
     }
     try {
-      await db.transaction((trx) => enqueueInTx(trx, jobs));
-      webhookFirstAttempts.inc({ via: 'outbox' }, jobs.length);
+      await db.transaction((trx) => enqueueInTx(trx, batch.map(firstAttemptJob)));
+      webhookFirstAttempts.inc({ via: 'outbox' }, batch.length);
     } catch (err) {
-      webhookFirstAttempts.inc({ via: 'maintenance' }, jobs.length);
+      webhookFirstAttempts.inc({ via: 'maintenance' }, batch.length);
       log.error(
         { err: (err as Error).message, deliveryIds: batch.map(([id]) => id) },
         'first webhook attempts reached neither Redis nor the outbox; the maintenance pass re-queues them after WEBHOOK_REQUEUE_AFTER_SECONDS',

@@ -4,14 +4,17 @@ import { createDb, migrateLatest, type Db } from '../../shared/db.js';
 import type { Logger } from '../../shared/logger.js';
 import { metricsRegistry } from '../../shared/metrics.js';
 import { closeQueues, createQueues, createRedis, type Queues } from '../../shared/queues/redis.js';
-import { createDeliveryDispatcher, type NewDelivery } from '../../shared/webhooks/dispatchDeliveries.js';
+import { createDeliveryDispatcher, viaHandoff, viaQueue, type NewDelivery } from '../../shared/webhooks/dispatchDeliveries.js';
+import { handOver, handoffKey } from '../../shared/webhooks/firstAttemptHandoff.js';
+import { startFirstAttemptRelay } from '../../workers/webhooks/relayFirstAttempts.js';
 import { relayOutboxBatch } from '../../workers/outbox/relayOutbox.js';
 import { freePort } from '../../scripts/devstack/ports.js';
 import { createTestDatabase, getTestStack } from '../support/stack.js';
 
 /**
- * The first attempts of new payments' webhook deliveries, sent by the API after commit (no outbox row), against a
- * real Postgres and Redis, and against ports where nothing listens for the failures.
+ * The first attempts of new payments' webhook deliveries, handed over by the API after commit (no outbox row) and
+ * made BullMQ jobs by the workers, against a real Postgres and Redis, and against ports where nothing listens for
+ * the failures.
  */
 describe('webhooks.dispatchDeliveries', function () {
   this.timeout(60_000);
@@ -19,10 +22,11 @@ describe('webhooks.dispatchDeliveries', function () {
   let redis: ReturnType<typeof createRedis>;
   let queues: Queues;
   let prefix: string;
+  let stack: Awaited<ReturnType<typeof getTestStack>>;
   const opened: { quit(): Promise<unknown> }[] = [];
 
   before(async () => {
-    const stack = await getTestStack();
+    stack = await getTestStack();
     prefix = `dd_${randomBytes(4).toString('hex')}`;
     db = createDb(await createTestDatabase(stack, prefix), 4);
     await migrateLatest(db);
@@ -43,11 +47,14 @@ describe('webhooks.dispatchDeliveries', function () {
     const at = (level: string) => (obj: Record<string, unknown>, msg: string) => lines.push({ level, obj, msg });
     return { lines, log: { warn: at('warn'), error: at('error'), info: at('info'), debug: at('debug') } as unknown as Logger };
   };
-  /** Queues on a port where nothing listens: every command is refused at once (the producer does not queue). */
-  const deadQueues = async () => {
+  /** A producer on a port where nothing listens: every command is refused at once (the producer does not queue). */
+  const deadRedis = async () => {
     const dead = createRedis(`redis://127.0.0.1:${await freePort()}`, 'producer');
     opened.push(dead);
-    const refused = createQueues(dead, prefix);
+    return dead;
+  };
+  const deadQueues = async () => {
+    const refused = createQueues(await deadRedis(), prefix);
     for (const q of Object.values(refused)) q.on('error', () => {}); // refused connections, as intended
     return refused;
   };
@@ -57,10 +64,10 @@ describe('webhooks.dispatchDeliveries', function () {
   };
   const outboxJobs = async () => (await db('outbox').select('queue', 'job_name', 'job_id', 'payload').orderBy('job_id')) as Record<string, unknown>[];
 
-  it('sends each delivery as its first attempt, the job the outbox would have made, and writes no outbox row', async () => {
+  it('a worker sends each delivery as its first attempt, the job the outbox would have made, and writes no outbox row', async () => {
     const { log, lines } = recordingLog();
-    const dispatcher = createDeliveryDispatcher({ db, queues, log });
-    const before = await firstAttempts('redis');
+    const dispatcher = createDeliveryDispatcher({ db, transport: viaQueue(queues), log });
+    const before = await firstAttempts('queue');
     dispatcher.dispatch([
       ['whd_a1', 'req-1'],
       ['whd_a2', null],
@@ -72,8 +79,54 @@ describe('webhooks.dispatchDeliveries', function () {
     expect([a2?.name, a2?.data]).to.deep.equal(['deliver', { deliveryId: 'whd_a2' }]);
     expect(a1!.opts.attempts).to.equal(8); // the queue's defaults, as for a relayed job
     expect(await outboxJobs()).to.deep.equal([]);
-    expect((await firstAttempts('redis')) - before).to.equal(2);
+    expect((await firstAttempts('queue')) - before).to.equal(2);
     expect(lines).to.deep.equal([]);
+  });
+
+  it('the API hands deliveries over on a Redis list, and the workers make each one job exactly once', async () => {
+    const { log, lines } = recordingLog();
+    const api = createDeliveryDispatcher({ db, transport: viaHandoff(redis, prefix), log });
+    const handedBefore = await firstAttempts('handoff');
+    const queuedBefore = await firstAttempts('queue');
+    const deliveries: NewDelivery[] = Array.from({ length: 300 }, (_, i) => [`whd_h${i}`, i % 2 ? `req-h${i}` : null]);
+    for (const d of deliveries) api.dispatch([d]);
+    await api.drain();
+    expect(await redis.llen(handoffKey(prefix))).to.equal(300); // no worker yet: they wait in Redis
+    expect(await queues.webhooks.getJob('whd_h0-0')).to.equal(undefined);
+    expect((await firstAttempts('handoff')) - handedBefore).to.equal(300);
+
+    // Two worker processes' relays compete for the list.
+    const relays = [1, 2].map(() => startFirstAttemptRelay({ db, queues, redisUrl: stack.redisUrl, queuePrefix: prefix, log }));
+    try {
+      const deadline = Date.now() + 10_000;
+      while ((await redis.llen(handoffKey(prefix))) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    } finally {
+      await Promise.all(relays.map((r) => r.stop()));
+    }
+    expect((await firstAttempts('queue')) - queuedBefore).to.equal(300); // each entry taken by one relay, once
+    const jobs = await Promise.all(deliveries.map(([id]) => queues.webhooks.getJob(`${id}-0`)));
+    expect(jobs.map((j) => [j?.name, j?.data])).to.deep.equal(
+      deliveries.map(([deliveryId, requestId]) => ['deliver', requestId === null ? { deliveryId } : { deliveryId, requestId }]),
+    );
+    expect(await outboxJobs()).to.deep.equal([]);
+    expect(lines).to.deep.equal([]);
+  });
+
+  it('a relay stops within its wait even while nothing is handed over, and a later one takes what came meanwhile', async () => {
+    const relay = startFirstAttemptRelay({ db, queues, redisUrl: stack.redisUrl, queuePrefix: prefix, log: recordingLog().log });
+    await new Promise((r) => setTimeout(r, 100));
+    const started = Date.now();
+    await relay.stop();
+    expect(Date.now() - started).to.be.below(2500);
+    await handOver(redis, prefix, [['whd_late', 'req-late']]);
+    const next = startFirstAttemptRelay({ db, queues, redisUrl: stack.redisUrl, queuePrefix: prefix, log: recordingLog().log });
+    try {
+      const deadline = Date.now() + 10_000;
+      while (!(await queues.webhooks.getJob('whd_late-0')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    } finally {
+      await next.stop();
+    }
+    expect((await queues.webhooks.getJob('whd_late-0'))?.data).to.deep.equal({ deliveryId: 'whd_late', requestId: 'req-late' });
   });
 
   it('coalesces: deliveries handed over while a send is in flight go out together in the next one', async () => {
@@ -83,7 +136,7 @@ describe('webhooks.dispatchDeliveries', function () {
       sizes.push(jobs.length);
       return queues.webhooks.addBulk(jobs);
     };
-    const coalescing = createDeliveryDispatcher({ db, queues: counting, log: recordingLog().log });
+    const coalescing = createDeliveryDispatcher({ db, transport: viaQueue(counting), log: recordingLog().log });
     const deliveries: NewDelivery[] = Array.from({ length: 100 }, (_, i) => [`whd_c${i}`, null]);
     for (const d of deliveries) coalescing.dispatch([d]);
     await coalescing.drain();
@@ -92,9 +145,9 @@ describe('webhooks.dispatchDeliveries', function () {
     expect(found.filter(Boolean)).to.have.length(100);
   });
 
-  it('Redis refusing: the jobs go into the outbox (one warning, then straight there for a while); the relay sends them later', async () => {
+  it('Redis refusing the hand-over: the jobs go into the outbox (one warning, then straight there for a while); the relay sends them later', async () => {
     const { log, lines } = recordingLog();
-    const dispatcher = createDeliveryDispatcher({ db, queues: await deadQueues(), log, addTimeoutMs: 500 });
+    const dispatcher = createDeliveryDispatcher({ db, transport: viaHandoff(await deadRedis(), prefix), log, addTimeoutMs: 500 });
     const before = await firstAttempts('outbox');
     dispatcher.dispatch([['whd_r1', 'req-r1']]);
     await dispatcher.drain();
@@ -117,7 +170,7 @@ describe('webhooks.dispatchDeliveries', function () {
     const { log, lines } = recordingLog();
     const deadDb = createDb(`postgres://payflow:x@127.0.0.1:${await freePort()}/none`, 1);
     try {
-      const dispatcher = createDeliveryDispatcher({ db: deadDb, queues: await deadQueues(), log, addTimeoutMs: 500 });
+      const dispatcher = createDeliveryDispatcher({ db: deadDb, transport: viaQueue(await deadQueues()), log, addTimeoutMs: 500 });
       const before = await firstAttempts('maintenance');
       dispatcher.dispatch([['whd_m1', null], ['whd_m2', null]]);
       await dispatcher.drain();

@@ -79,8 +79,9 @@ describe('ops: Prometheus metrics (API + two workers, real Prometheus)', functio
     expect(sampleSum(api, 'payflow_payments_created_total', { service: 'api', chain_id: '31337', currency: 'ETH' })).to.equal(1);
     expect(sampleSum(api, 'payflow_queue_jobs', { queue: 'webhooks', state: 'completed' })).to.be.a('number');
     expect(sampleSum(api, 'payflow_outbox_backlog')).to.be.a('number');
-    // payment.created's delivery went to Redis from the API after commit, not through the outbox.
-    expect(sampleSum(api, 'payflow_webhook_first_attempts_total', { via: 'redis' })).to.equal(1);
+    expect(sampleSum(api, 'payflow_webhook_handoff_backlog')).to.equal(0); // the workers took it
+    // payment.created's delivery was handed to the workers over Redis after commit, not through the outbox.
+    expect(sampleSum(api, 'payflow_webhook_first_attempts_total', { via: 'handoff' })).to.equal(1);
     expect(sampleSum(api, 'payflow_webhook_backlog')).to.be.a('number');
 
     // Workers split the work between them; sum what both counted.
@@ -92,6 +93,7 @@ describe('ops: Prometheus metrics (API + two workers, real Prometheus)', functio
     const c = { chain_id: '31337', service: 'worker' };
     await waitFor(async () => (sampleSum(await workers(), 'payflow_webhook_deliveries_total', { outcome: 'succeeded' }) ?? 0) >= 3, 15_000);
     const w = await workers();
+    expect(sampleSum(w, 'payflow_webhook_first_attempts_total', { via: 'queue' })).to.equal(1); // one worker made it a job
     expect(sampleSum(w, 'payflow_payment_transitions_total', { ...c, status: 'confirming' })).to.equal(1);
     expect(sampleSum(w, 'payflow_payment_transitions_total', { ...c, status: 'confirmed' })).to.equal(1);
     expect(sampleSum(w, 'payflow_payment_events_total', { ...c, type: 'payment.confirmed' })).to.equal(1);

@@ -6,6 +6,7 @@ import { call, createTestMerchant, startGateway, waitFor, type Gateway } from '.
 import { startWebhookTarget, type TargetAnswer } from '../support/webhookTarget.js';
 import { createWebhookSecretBox, resealWebhookSecrets, SealedSecretError } from '../../shared/webhooks/secretSealing.js';
 import { newWebhookSecret } from '../../shared/webhooks/signature.js';
+import { handoffKey } from '../../shared/webhooks/firstAttemptHandoff.js';
 
 class RolledBack extends Error {}
 
@@ -411,8 +412,8 @@ describe('webhooks: delivery log, retries, endpoint management (API + worker pro
     const m = await createTestMerchant(gw);
     const t = await target();
     await endpoint(m.api_key, t.url);
-    // This API process SIGKILLs itself once the creating statement has committed, before it sends the delivery's
-    // first job to BullMQ (shared/crashPoint.ts): the request gets no answer and no outbox row was written.
+    // This API process SIGKILLs itself once the creating statement has committed, before it hands the delivery to
+    // the workers (shared/crashPoint.ts): the request gets no answer and no outbox row was written.
     const doomed = await gw.startApi({ PAYFLOW_CRASH_AT: 'before_first_attempts' });
     const answer = await fetch(`http://127.0.0.1:${doomed.port}/api/v1/payments`, {
       method: 'POST',
@@ -431,6 +432,35 @@ describe('webhooks: delivery log, retries, endpoint management (API + worker pro
     // The worker's maintenance pass finds the delivery overdue with no job and re-queues it.
     await waitFor(async () => t.requests.some((r) => r.event.type === 'payment.created' && r.event.data.id === payment.id), 20_000, () => gw.logs());
     expect(t.requests.filter((r) => r.event.data.id === payment.id)).to.have.length(1);
+  });
+
+  it('a worker killed between taking a handed-over first attempt and adding its job: the webhook still arrives, once', async () => {
+    const m = await createTestMerchant(gw);
+    const t = await target();
+    await endpoint(m.api_key, t.url);
+    // The only worker running SIGKILLs itself once it has taken the delivery off the hand-over list, before BullMQ
+    // has its job (shared/crashPoint.ts): the entry is gone from Redis and no job exists.
+    const [healthy] = gw.workers;
+    healthy.kill('SIGTERM');
+    await waitFor(async () => healthy.exitCode !== null, 30_000, () => gw.logs());
+    const doomed = await gw.startWorker({ PAYFLOW_CRASH_AT: 'after_first_attempts_taken' });
+    const created = await call(gw, 'POST', '/api/v1/payments', { auth: m.api_key, body: { amount: '0.02', currency: 'ETH' } });
+    expect(created.status).to.equal(201);
+    await waitFor(async () => doomed.signalCode !== null, 20_000, () => gw.logs());
+    expect(doomed.signalCode).to.equal('SIGKILL');
+    const redis = new Redis(gw.stack.redisUrl, { maxRetriesPerRequest: 3 });
+    try {
+      expect(await redis.llen(handoffKey(gw.env.QUEUE_PREFIX))).to.equal(0);
+    } finally {
+      redis.disconnect();
+    }
+    expect(t.requests).to.have.length(0);
+
+    // A new worker's maintenance pass finds the delivery overdue with no job and re-queues it.
+    await gw.startWorker();
+    await waitFor(async () => t.requests.some((r) => r.event.type === 'payment.created' && r.event.data.id === created.body.id), 20_000, () => gw.logs());
+    await new Promise((r) => setTimeout(r, 1500)); // a second copy would come within a maintenance pass or two
+    expect(t.requests.filter((r) => r.event.data.id === created.body.id)).to.have.length(1);
   });
 
   it('a delivery whose BullMQ job vanished (Redis lost its keys) is re-queued from Postgres and delivered', async () => {
