@@ -3,7 +3,6 @@ import { withTimeout } from './withTimeout.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Queues, RedisConnection } from './queues/redis.js';
 import type { Db } from './db.js';
-import { QUEUES } from './queues/names.js';
 import { handoffKey } from './webhooks/firstAttemptHandoff.js';
 
 /**
@@ -247,7 +246,7 @@ export const JOB_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiti
  * queue depths. A dependency that does not answer within 2 s leaves its gauge out of that scrape (and
  * payflow_metrics_sample_errors_total counts it) rather than failing the whole scrape.
  */
-export function registerSampledMetrics(deps: { db: Db; queues?: Queues; redis?: RedisConnection }): void {
+export function registerSampledMetrics(deps: { db: Db; queues?: Queues; handoff?: { redis: RedisConnection; queuePrefix: string } }): void {
   const sampleErrors = new Counter({
     name: 'payflow_metrics_sample_errors_total',
     help: 'Scrape-time samples that failed or timed out, by source',
@@ -301,15 +300,16 @@ export function registerSampledMetrics(deps: { db: Db; queues?: Queues; redis?: 
       );
     },
   });
-  const redis = deps.redis;
-  if (!redis) return;
+  const handoff = deps.handoff;
+  if (!handoff) return;
+  const key = handoffKey(handoff.queuePrefix);
   new Gauge({
     name: 'payflow_webhook_handoff_backlog',
     help: 'First webhook attempts handed over by the API that no worker has taken yet (sampled from Redis)',
     registers,
     async collect() {
       try {
-        this.set(await sampled(redis.llen(handoffKey(queues[QUEUES.webhooks].opts.prefix ?? 'bull'))));
+        this.set(await sampled(handoff.redis.llen(key)));
       } catch {
         sampleErrors.inc({ source: 'redis' });
       }

@@ -48,7 +48,7 @@ const queues = createQueues(producer, config.queuePrefix);
 const rpcs = new Map(config.chains.map((c) => [c.chainId, createRpcClient(c.rpcUrl, { observer: rpcObserver(c.chainId) })]));
 const webhookSecrets = createWebhookSecretBox(config.webhookSecretsKeys);
 setMetricsService('worker');
-registerSampledMetrics({ db, queues, redis: producer });
+registerSampledMetrics({ db, queues, handoff: { redis: producer, queuePrefix: config.queuePrefix } });
 const metricsServer = await startMetricsServer({ ports: config.workerMetricsPorts, token: config.metricsToken, log });
 
 function observeScanStep(s: StepResult) {
