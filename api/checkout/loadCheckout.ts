@@ -32,8 +32,11 @@ export interface CheckoutPayment {
   cancelUrl: string | null;
 }
 
-/** Ids are `pay_` + 22 base62 characters; anything else is answered 404 without touching the database. */
-export const PAYMENT_ID = /^pay_[0-9A-Za-z]{22}$/;
+/**
+ * Ids are `pay_` + 24 base62 characters (22 for payments made before migration 20261127000000, still valid);
+ * anything else is answered 404 without touching the database.
+ */
+export const PAYMENT_ID = /^pay_[0-9A-Za-z]{22}(?:[0-9A-Za-z]{2})?$/;
 
 /** Reads one payment for its public checkout page, in a single query. Undefined when there is no such payment. */
 export async function loadCheckoutPayment(db: Db, chains: ChainConfig[], paymentId: string): Promise<CheckoutPayment | undefined> {

@@ -231,7 +231,7 @@ describe('checkout page (real Chromium, API + worker processes, dev chain)', fun
   });
 
   it('answers unknown ids with a plain HTML 404, and the status endpoint shows nothing secret', async () => {
-    for (const id of ['pay_AAAAAAAAAAAAAAAAAAAAAA', 'pay_short', 'mer_AAAAAAAAAAAAAAAAAAAAAA', '%3Cscript%3E']) {
+    for (const id of ['pay_AAAAAAAAAAAAAAAAAAAAAA', 'pay_AAAAAAAAAAAAAAAAAAAAAAAA', 'pay_short', 'mer_AAAAAAAAAAAAAAAAAAAAAA', '%3Cscript%3E']) {
       const res = await fetch(`${gw.apiUrl}/pay/${id}`);
       expect(res.status, id).to.equal(404);
       expect(res.headers.get('content-type')).to.match(/^text\/html/);

@@ -5,6 +5,8 @@ import { startWebhookReceiver } from '../support/webhookReceiver.js';
 import type { Tx } from '../../shared/db.js';
 import { recordEvent } from '../../shared/events/recordEvent.js';
 import { reevaluatePayment } from '../../shared/payments/reevaluatePayment.js';
+import { timeDigits } from '../../shared/ids.js';
+import { idTime } from '../support/ids.js';
 
 const account = HDNodeWallet.fromMnemonic(
   Mnemonic.fromPhrase('abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about'),
@@ -63,16 +65,29 @@ describe('payment creation: address pool, one statement, cached merchant setting
     expect(event.data).to.deep.equal(res.body);
     const deliveries = await gw.db('webhook_deliveries').select('webhook_deliveries.id').join('events', 'events.id', 'webhook_deliveries.event_id').where('events.payment_id', res.body.id);
     expect(deliveries).to.have.length(1); // not to the endpoint subscribed to payment.confirmed only
-    expect(deliveries[0].id).to.match(/^whd_[0-9A-Za-z]{22}$/);
+    expect(deliveries[0].id).to.match(/^whd_[0-9A-Za-z]{24}$/);
   });
 
-  it('ids made in SQL (payflow_new_id) look like ids made in JavaScript, never repeat, and use every character everywhere', async () => {
-    const { rows } = await gw.db.raw(`SELECT payflow_new_id('whd') AS id FROM generate_series(1, 20000)`);
+  it('ids made in SQL (payflow_new_id) look like ids made in JavaScript: the time, then random characters that never repeat and use every character everywhere', async () => {
+    const { rows } = await gw.db.raw(`SELECT payflow_new_id('whd') AS id, floor(date_part('epoch', now()) * 1000) AS now FROM generate_series(1, 20000)`);
     const ids = (rows as { id: string }[]).map((r) => r.id);
-    for (const id of ids) expect(id).to.match(/^whd_[0-9A-Za-z]{22}$/);
+    for (const id of ids) expect(id).to.match(/^whd_[0-9A-Za-z]{24}$/);
+    // The statement's time (now()), read back exactly from the 8 time characters, and the same as JavaScript writes it.
+    expect(new Set(ids.map(idTime))).to.deep.equal(new Set([Number(rows[0].now)]));
+    expect(ids[0].slice(4, 12)).to.equal(timeDigits(Number(rows[0].now)));
     expect(new Set(ids).size).to.equal(ids.length);
-    // No position is fixed or narrowed (as raw UUID bytes would make the version's): each shows 60+ of the 62.
-    for (let pos = 4; pos < 26; pos++) expect(new Set(ids.map((id) => id[pos])).size, `characters at position ${pos}`).to.be.at.least(60);
+    // No random position is fixed or narrowed (as raw UUID bytes would make the version's): each shows 60+ of the 62.
+    for (let pos = 12; pos < 28; pos++) expect(new Set(ids.map((id) => id[pos])).size, `characters at position ${pos}`).to.be.at.least(60);
+  });
+
+  it('ids of later payments sort after earlier ones, so each new row lands at the right-hand edge of its indexes', async () => {
+    const first = await create({ amount: '1', currency: 'ETH' });
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const second = await create({ amount: '1', currency: 'ETH' });
+    expect(idTime(first.body.id)).to.be.below(idTime(second.body.id));
+    const { rows } = await gw.db.raw(`SELECT id FROM payments WHERE id IN (?, ?) ORDER BY id COLLATE "C"`, [second.body.id, first.body.id]);
+    expect(rows.map((r: { id: string }) => r.id)).to.deep.equal([first.body.id, second.body.id]);
+    expect(Math.abs(idTime(second.body.id) - Date.parse(second.body.created_at))).to.be.below(1000);
   });
 
   it('a duplicate order_id is still a 409 naming the first payment, and writes nothing', async () => {

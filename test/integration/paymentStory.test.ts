@@ -61,7 +61,7 @@ describe('payment story (API + worker processes, Postgres, Redis, dev chain)', f
     expect(created.status).to.equal(201);
     const p = created.body;
     expect(p).to.include({ object: 'payment', status: 'pending', amount: '0.05', currency: 'ETH', chain_id: 31337, amount_received: '0', confirmations_required: 2, order_id: 'order-1' });
-    expect(p.id).to.match(/^pay_[A-Za-z0-9]{22}$/);
+    expect(p.id).to.match(/^pay_[A-Za-z0-9]{24}$/);
     expect(p.address).to.match(/^0x[0-9a-fA-F]{40}$/);
     expect(p.payment_uri).to.equal(`ethereum:${p.address}@31337?value=50000000000000000`);
     expect(new Date(p.expires_at).getTime() - new Date(p.created_at).getTime()).to.be.closeTo(900_000, 2000);
