@@ -1,7 +1,7 @@
 import type { ChainConfig } from '../config.js';
 import { findAsset } from '../config.js';
 import type { Db } from '../db.js';
-import { ApiError, AmountError, invalidRequest } from '../errors.js';
+import { ApiError, AmountError, invalidRequest, unauthorized } from '../errors.js';
 import { FAN_OUT_DELIVERIES, fanOutDeliveryCtes } from '../events/fanOut.js';
 import { recordEvent } from '../events/recordEvent.js';
 import type { MerchantSettingsCache } from '../merchants/settingsCache.js';
@@ -144,10 +144,12 @@ async function createInTransaction(
       .select('xpub', 'underpaid_tolerance_percent')
       .where({ id: merchantId })
       .first();
+    // No foreign key checks payments.merchant_id (migration 20261127000001): a merchant that is not there gets no row.
+    if (!merchant) throw unauthorized('No such merchant');
     // PayFlow's own seed, or the merchant's xpub in non-custodial mode (shared/settlement/depositAddress.ts).
-    const deposit = await allocateDepositAddress(trx, merchant?.xpub ?? null, deps.wallet);
+    const deposit = await allocateDepositAddress(trx, merchant.xpub, deps.wallet);
     // Tolerance is fixed at creation: the payment's own percent, else the merchant's; the larger of percent and amount.
-    const underpaidTolerance = toleranceFor(amount, input.underpaidTolerancePercent ?? String(merchant?.underpaid_tolerance_percent ?? '0'), toleranceAmount);
+    const underpaidTolerance = toleranceFor(amount, input.underpaidTolerancePercent ?? String(merchant.underpaid_tolerance_percent), toleranceAmount);
     const id = newId('pay');
     const [row]: PaymentRow[] = await trx('payments')
       .insert({

@@ -44,7 +44,7 @@ export async function reevaluatePayment(trx: Tx, paymentId: string, chain: Scann
     .select('payments.*', 'merchants.late_payment_window_seconds')
     .where('payments.id', paymentId)
     // Not FOR UPDATE: a payment's id never changes, and FOR UPDATE would also hold up every insert that refers to
-    // the payment (transfers, events, ledger entries: their foreign-key checks take FOR KEY SHARE) until commit.
+    // the payment (transfers, ledger entries: their foreign-key checks take FOR KEY SHARE) until commit.
     .forNoKeyUpdate('payments')
     .first();
   if (!payment) return [];

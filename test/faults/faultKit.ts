@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import type { Db } from '../../shared/db.js';
 import { call, waitFor, type Gateway } from '../support/gateway.js';
+import { findOrphans } from '../support/orphans.js';
 
 /**
  * Shared pieces of the fault-injection suite (test/faults): a shop with a webhook endpoint, payments paid on the
@@ -68,7 +69,8 @@ const REPEATABLE_AFTER_REORG = new Set(['payment.confirming', 'payment.reorged',
  *  - no payment has a duplicate transition or event (per payment and type), reorg stories excepted;
  *  - every event was delivered at least once to the receiver (counted by webhook-id) and every delivery
  *    ended succeeded: no job lost;
- *  - the outbox is drained.
+ *  - the outbox is drained;
+ *  - no payment, event or delivery refers to a row that does not exist.
  */
 export async function assertRecovered(
   db: Db,
@@ -115,6 +117,7 @@ export async function assertRecovered(
     expect(types, `events of ${id}`).to.include.members(['payment.created', 'payment.confirmed']);
   }
   await assertSettlementSane(db);
+  expect(await findOrphans(db), 'rows whose parent is missing').to.deep.equal({});
   // Both counts in one statement (one snapshot): scenarios keep creating payments while they are checked.
   const { rows } = await db.raw(
     `SELECT (SELECT count(*) FROM webhook_deliveries) AS deliveries, (SELECT count(*) FROM events WHERE merchant_id = ?) AS events`,

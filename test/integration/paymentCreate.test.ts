@@ -3,10 +3,10 @@ import { HDNodeWallet, Mnemonic } from 'ethers';
 import { call, createTestMerchant, startGateway, stopChild, waitFor, type Gateway } from '../support/gateway.js';
 import { startWebhookReceiver } from '../support/webhookReceiver.js';
 import type { Tx } from '../../shared/db.js';
-import { recordEvent } from '../../shared/events/recordEvent.js';
 import { reevaluatePayment } from '../../shared/payments/reevaluatePayment.js';
 import { timeDigits } from '../../shared/ids.js';
 import { idTime } from '../support/ids.js';
+import { findOrphans } from '../support/orphans.js';
 
 const account = HDNodeWallet.fromMnemonic(
   Mnemonic.fromPhrase('abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about'),
@@ -98,6 +98,24 @@ describe('payment creation: address pool, one statement, cached merchant setting
     expect(again.body.error).to.include({ code: 'order_id_exists' });
     expect(again.body.error.payment_id).to.equal(first.body.id);
     expect(Number((await gw.db('events').count('* as n').first())!.n)).to.equal(before);
+  });
+
+  it('a merchant that is gone (its key still cached) gets a 401 and no rows: no foreign key is needed to refuse it', async () => {
+    const gone = await createTestMerchant(gw, 'Gone Shop');
+    expect((await create({ amount: '1', currency: 'ETH' }, gone.api_key)).status).to.equal(201); // its key and settings are cached now
+    await gw.db.transaction(async (trx) => {
+      const payments = trx('payments').where({ merchant_id: gone.id }).select('id');
+      await trx('webhook_deliveries').whereIn('event_id', trx('events').whereIn('payment_id', payments).select('id')).delete();
+      await trx('events').where({ merchant_id: gone.id }).delete();
+      await trx('payments').where({ merchant_id: gone.id }).delete();
+      await trx('api_keys').where({ merchant_id: gone.id }).delete();
+      await trx('merchants').where({ id: gone.id }).delete();
+    });
+    const res = await create({ amount: '1', currency: 'ETH' }, gone.api_key);
+    expect(res.status, JSON.stringify(res.body)).to.equal(401);
+    expect(res.body.error).to.include({ type: 'authentication_error' });
+    expect(await findOrphans(gw.db)).to.deep.equal({});
+    expect(await gw.db('payments').where({ merchant_id: gone.id }).count({ n: '*' })).to.deep.equal([{ n: 0 }]);
   });
 
   it('a settings change made elsewhere (another API process, or by hand) applies to the very next payment', async () => {
@@ -201,12 +219,16 @@ describe('payment creation: address pool, one statement, cached merchant setting
     await gw.db.transaction(async (holder) => {
       // Locks the payment as every transition does (the scanner's re-evaluation here), and keeps it locked.
       expect(await reevaluatePayment(holder, res.body.id, chain)).to.deep.equal([]);
-      // Another transaction writing a row that refers to the payment (its foreign-key check takes FOR KEY SHARE)
-      // does not wait for the transition: the lock is FOR NO KEY UPDATE, not FOR UPDATE.
+      // Another transaction writing a row that refers to the payment (the scanner recording a transfer: its
+      // foreign-key check takes FOR KEY SHARE) does not wait for the transition: the lock is FOR NO KEY UPDATE, not
+      // FOR UPDATE.
       const other = await gw.db.transaction();
       try {
         await lockTimeout(other, 2000);
-        await recordEvent(other, { merchantId: merchant.id, type: 'payment.created', paymentId: res.body.id, data: {} });
+        await other('transfers').insert({
+          chain_id: res.body.chain_id, tx_hash: `0x${'ab'.repeat(32)}`, log_index: -1, block_number: 1, block_hash: `0x${'cd'.repeat(32)}`,
+          from_address: `0x${'11'.repeat(20)}`, to_address: res.body.address, amount: '1', block_timestamp: new Date(), counted: true, payment_id: res.body.id,
+        });
       } finally {
         await other.rollback();
       }
