@@ -55,7 +55,7 @@ describe('ops: Procfile dynos, WORKER_QUEUES / WORKER_CONCURRENCY, request ids i
     const procfile = readFileSync('Procfile', 'utf8');
     // The compiled build (npm run build); test/e2e/productionBuild.test.ts runs these very files.
     // With the heap flags README "Processes" documents and measured.
-    expect(procfile).to.match(/^web: node --max-old-space-size=384 --max-semi-space-size=32 --no-allocation-site-pretenuring dist\/api\/main\.js$/m);
+    expect(procfile).to.match(/^web: node --max-old-space-size=384 --max-semi-space-size=32 --no-allocation-site-pretenuring --no-memory-reducer dist\/api\/main\.js$/m);
     expect(procfile).to.match(/^worker: node --max-old-space-size=384 --max-semi-space-size=32 --no-allocation-site-pretenuring dist\/workers\/main\.js$/m);
     expect(procfile).to.match(/^release: node dist\/scripts\/migrate\.js$/m);
   });
