@@ -2,9 +2,9 @@ import type { Knex } from 'knex';
 
 // The five foreign keys checked on every payment's creation, dropped. Each was a trigger per inserted row: a lookup
 // of the parent row and a FOR KEY SHARE lock on it, which writes the parent's tuple header (and WAL). Together they
-// were ~22 of the ~78 µs Postgres spent on a payment's rows (bench/pg micro-run, README "Performance", twelfth
-// session), and two of them locked the same hot rows for every payment: the merchant's and its webhook endpoint's,
-// which concurrent creations then share through a MultiXact.
+// were ~22 of the ~78 µs Postgres spent on a payment's rows (the creation statement run alone, README
+// "Performance", twelfth session), and two of them locked the same hot rows for every payment: the merchant's and
+// its webhook endpoint's, which concurrent creations then share through a MultiXact.
 //
 // What they guarded holds by construction, and is checked by the fault suite's invariants after every fault:
 // - events.payment_id, webhook_deliveries.event_id: the creating statement inserts the child rows from the parent
