@@ -18,7 +18,7 @@ const db = createDb(config.databaseUrl, config.databasePoolMax, 'payflow-api');
 const redis = createRedis(config.redisUrl, 'producer');
 const queues = createQueues(redis, config.queuePrefix);
 setMetricsService('api');
-registerSampledMetrics({ db, queues, handoff: { redis: redis, queuePrefix: config.queuePrefix } });
+registerSampledMetrics({ db, queues, handoff: { redis, queuePrefix: config.queuePrefix } });
 const deliveries = createDeliveryDispatcher({ db, transport: viaHandoff(redis, config.queuePrefix), log });
 let stopping = false;
 const app = createApp({
